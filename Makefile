@@ -1,0 +1,40 @@
+# Canvas Live Events pipeline. The README's two commands: `make demo` and `make test`.
+# Deploy targets (pubsub-setup, deploy-receiver, template-build, template-run, bq-table)
+# are further down; each honours DRY_RUN=1 (print the commands instead of running them).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv test demo bench clean schemas
+
+help:
+	@echo "make demo    run the whole system locally on the sample corpus"
+	@echo "make test    create .venv, install the project with its test extras, run all tests"
+	@echo "make bench   run the benchmarks under bench/"
+
+# The venv is reinstalled when setup.py changes.
+$(STAMP): setup.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+schemas: $(STAMP)
+	$(PY) -m schemas.generate
+
+demo: $(STAMP)
+	$(PY) -m pipeline.demo
+
+bench: $(STAMP)
+	$(PY) bench/core.py
+
+clean:
+	rm -rf $(VENV) demo-output .demo dist-receiver build *.egg-info

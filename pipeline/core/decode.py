@@ -1,0 +1,121 @@
+"""Turn one raw delivery body into the live events it carries.
+
+A body is either a compact JWS (Canvas "Sign Payload" on: RS256, claims = the event), or
+plain JSON: a Canvas event ``{metadata, body}``, a Caliper envelope ``{sensor, sendTime,
+dataVersion, data: [...]}`` (N events give N results) or a bare Caliper event. Detection
+is by shape, never by a content-type header, because replays from files have none.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from pipeline.core.errors import EventError
+
+DEFAULT_MAX_BYTES = 1024 * 1024
+
+# JWT registered claims: not part of the live event. Dropping them keeps the event (and so
+# its event_id) the same whether a delivery was signed, re-signed later, or sent unsigned.
+REGISTERED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti"})
+
+_JWS_SHAPE = re.compile(rb"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
+_WHITESPACE = b" \t\r\n"
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    """What a successful signature check yields: the JWS claims and the key id used."""
+
+    claims: dict[str, Any]
+    kid: str
+
+
+class TokenVerifier(Protocol):
+    def verify(self, token: bytes) -> VerifiedToken:
+        """Return the verified claims, or raise EventError with the rejection reason."""
+
+
+@dataclass(frozen=True)
+class DecodedEvent:
+    """One live event out of a delivery, before normalization.
+
+    ``event`` is the Canvas ``{metadata, body}`` or one Caliper event (``data[i]``);
+    ``envelope`` is the Caliper envelope without ``data`` (None for Canvas and bare events).
+    """
+
+    event: dict[str, Any]
+    source_format: str  # "canvas" | "caliper"
+    signed: bool
+    kid: str | None = None
+    envelope: dict[str, Any] | None = None
+
+
+def is_compact_jws(raw: bytes) -> bool:
+    return _JWS_SHAPE.match(raw) is not None
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise EventError("invalid_json", f"body is not valid JSON: {exc.args[0] if exc.args else exc}") from None
+    if not isinstance(value, dict):
+        raise EventError("unknown_format", f"JSON body is a {type(value).__name__}, not an object")
+    return value
+
+
+def split_events(
+    obj: dict[str, Any], *, signed: bool, kid: str | None = None
+) -> list[DecodedEvent]:
+    """Classify a decoded JSON object and split a Caliper envelope into its events."""
+    if isinstance(obj.get("metadata"), dict) and "body" in obj:
+        return [DecodedEvent(obj, "canvas", signed, kid)]
+    data = obj.get("data")
+    if isinstance(data, list):
+        if not data:
+            raise EventError("empty_envelope", "Caliper envelope has an empty data list")
+        envelope = {k: v for k, v in obj.items() if k != "data"}
+        events = []
+        for i, item in enumerate(data):
+            if not isinstance(item, dict):
+                raise EventError("unknown_format", f"Caliper envelope data[{i}] is not an object")
+            events.append(DecodedEvent(item, "caliper", signed, kid, envelope))
+        return events
+    if "actor" in obj and "action" in obj and "type" in obj:
+        return [DecodedEvent(obj, "caliper", signed, kid)]
+    keys = ", ".join(sorted(str(k) for k in obj)[:8])
+    raise EventError(
+        "unknown_format",
+        f"object is neither a Canvas event (metadata+body) nor a Caliper envelope or event; keys: {keys}",
+    )
+
+
+def decode_delivery(
+    raw: bytes,
+    *,
+    verifier: TokenVerifier | None,
+    allow_unsigned: bool,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> list[DecodedEvent]:
+    """Decode (and verify) one delivery body into its events. Raises EventError."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    if len(raw) > max_bytes:
+        raise EventError("oversized", f"body is {len(raw)} bytes, over the {max_bytes}-byte limit")
+    body = raw.strip(_WHITESPACE)
+    if not body:
+        raise EventError("empty_body", "body is empty")
+    if body[:1] in (b"{", b"["):
+        if not allow_unsigned:
+            raise EventError("unsigned_not_allowed", "unsigned JSON delivery and unsigned input is not allowed")
+        return split_events(parse_json_object(body), signed=False)
+    if is_compact_jws(body):
+        if verifier is None:
+            raise EventError("no_jwks_configured", "signed delivery but no JWKS source is configured")
+        token = verifier.verify(body)
+        claims = {k: v for k, v in token.claims.items() if k not in REGISTERED_CLAIMS}
+        return split_events(claims, signed=True, kid=token.kid)
+    raise EventError("unknown_format", f"body of {len(body)} bytes is neither JSON nor a compact JWS")
