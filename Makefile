@@ -35,6 +35,11 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/core.py
+	$(PY) bench/pipeline.py
+	$(PY) bench/receiver.py
 
 clean:
 	rm -rf $(VENV) demo-output .demo dist-receiver build *.egg-info
+
+# Fragments: the receiver bundle (mk/receiver.mk) and the Google Cloud deploy targets (mk/deploy.mk).
+include $(wildcard mk/*.mk)
