@@ -28,6 +28,7 @@ ERROR_TYPES: dict[str, str] = {
     # content
     "bad_timestamp": "the event time is missing or cannot be parsed",
     "missing_field": "a field the schema requires is missing",
+    "invalid_field": "a field has the wrong JSON type (e.g. an object where a string or id belongs)",
 }
 
 

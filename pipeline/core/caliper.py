@@ -1,0 +1,332 @@
+"""Read Instructure's Caliper 1.1 rendering of Canvas events back into Canvas terms.
+
+Two things need care (CATALOG.md sections 4, 6 and 7):
+
+* **The Canvas event name is not in the event.** It is reconstructed from
+  ``type`` + ``action`` + the URN type segment of ``object.id`` (+ ``object.type``), with two
+  extra disambiguations the corpus needs: ``enrollment`` vs ``enrollment_state`` events
+  share one URN type and differ only in their object extensions, and a ``Created`` Entity
+  on an ``account`` URN is ``user_account_association_created``. The table below covers
+  all 32 documented Caliper event types. Anything else gets an explicit derived name,
+  ``caliper_<type>_<action>_<object type>[_<urn type>]`` in snake_case, rather than a
+  guessed Canvas name: a guess would put unrelated events into a real partition.
+* **Ids are URNs.** ``urn:instructure:canvas:user:21070000000000001`` carries the same
+  id string the Canvas format sends (``"21070000000000001"``). See ``parse_urn`` for
+  the URN shapes and how compound ones are read.
+
+``caliper_fields`` returns the row fields with raw (JSON) values; normalize.py coerces
+them to the column types and scrubs URLs.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+CANVAS_EXTENSION = "com.instructure.canvas"
+URN_PREFIX = "urn:instructure:canvas:"
+
+# Canvas ids: decimal, optionally in the "shard~local" form Canvas also prints.
+_ID_LIKE = re.compile(r"\d+(?:~\d+)?")
+
+
+class CanvasUrn(NamedTuple):
+    """A parsed ``urn:instructure:canvas:...`` value.
+
+    ``type`` is the type segment as written (``user``, ``wikiPage``, ``quizzes:quiz``,
+    ``lti/tool_proxy``) or, for compound URNs, ``course_section`` / ``membership``.
+    ``id`` is the bare id (None for memberships, which have no id of their own).
+    """
+
+    type: str
+    id: str | None
+    course_id: str | None = None
+    section_id: str | None = None
+    role: str | None = None
+    user_id: str | None = None
+
+
+def parse_urn(value: object) -> CanvasUrn | None:
+    """Parse a Canvas URN; None when ``value`` is not one.
+
+    Shapes (CATALOG.md section 7, quirk 6):
+
+    * simple ``<type>:<id>``; the type may itself contain ``:`` or ``/`` (``quizzes:quiz:1``,
+      ``lti/tool_proxy:1``), so the id is the *last* segment and the type is the rest;
+    * section ``course:<c>:section:<s>`` -> type ``course_section``, id ``<s>``;
+    * membership ``course:<c>[:section:<s>]:<Role|user>:<u>`` -> type ``membership``,
+      id None, with course/section/role/user split out (role None for the literal ``user``).
+
+    A URN is compound when a segment before the last one is a numeric id. Compound URNs
+    that are not course-based are read as type = the non-id segments joined with ``:``,
+    id = the last segment.
+    """
+    if type(value) is not str or not value.startswith(URN_PREFIX):
+        return None
+    return _parse_canvas_urn(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_canvas_urn(value: str) -> CanvasUrn | None:
+    # Cached: the same user/session/course URNs recur in almost every event, and this is
+    # called ~5 times per event on the hot path.
+    parts = value[len(URN_PREFIX):].split(":")
+    if len(parts) < 2 or not all(parts):
+        return None
+    if not any(_ID_LIKE.fullmatch(p) for p in parts[:-1]):
+        return CanvasUrn(":".join(parts[:-1]), parts[-1])
+    if parts[0] == "course" and _ID_LIKE.fullmatch(parts[1]):
+        course, rest = parts[1], parts[2:]
+        section = None
+        if len(rest) >= 2 and rest[0] == "section":
+            section, rest = rest[1], rest[2:]
+            if not rest:
+                return CanvasUrn("course_section", section, course_id=course, section_id=section)
+        if len(rest) == 2:
+            role = None if rest[0] == "user" else rest[0]
+            return CanvasUrn("membership", None, course_id=course, section_id=section,
+                             role=role, user_id=rest[1])
+    kind = ":".join(p for p in parts[:-1] if not _ID_LIKE.fullmatch(p))
+    return CanvasUrn(kind or "unknown", parts[-1])
+
+
+def urn_id(value: object) -> object:
+    """The bare id of a Canvas URN; any other value is returned unchanged."""
+    urn = parse_urn(value)
+    return value if urn is None else urn.id
+
+
+def canvas_extension(node: object) -> dict[str, Any]:
+    """``node.extensions["com.instructure.canvas"]``, or {} when any level is missing."""
+    if type(node) is dict:
+        ext = node.get("extensions")
+        if type(ext) is dict:
+            canvas = ext.get(CANVAS_EXTENSION)
+            if type(canvas) is dict:
+                return canvas
+    return {}
+
+
+# --- event name -------------------------------------------------------------------------
+
+# (type, action) pairs that identify the Canvas event on their own.
+_BY_TYPE_ACTION: dict[tuple[str, str], str] = {
+    ("NavigationEvent", "NavigatedTo"): "asset_accessed",
+    ("SessionEvent", "LoggedIn"): "logged_in",
+    ("SessionEvent", "LoggedOut"): "logged_out",
+    ("GradeEvent", "Graded"): "grade_change",
+    ("AssessmentEvent", "Submitted"): "quiz_submitted",
+    ("AssignableEvent", "Submitted"): "submission_created",
+    ("MessageEvent", "Posted"): "discussion_entry_created",
+    ("ThreadEvent", "Created"): "discussion_topic_created",
+}
+
+# Plain "Event": (action, URN type segment of object.id) -> Canvas name. None values need
+# the object (see _disambiguate).
+_EVENT_BY_ACTION_URN: dict[tuple[str, str], str | None] = {
+    ("Created", "assignment"): "assignment_created",
+    ("Modified", "assignment"): "assignment_updated",
+    ("Created", "assignment_override"): "assignment_override_created",
+    ("Modified", "assignment_override"): "assignment_override_updated",
+    ("Created", "attachment"): "attachment_created",
+    ("Modified", "attachment"): "attachment_updated",
+    ("Deleted", "attachment"): "attachment_deleted",
+    ("Created", "course"): "course_created",
+    ("Modified", "course"): None,  # course_updated (CourseOffering) | syllabus_updated (Document)
+    ("Created", "enrollment"): None,  # enrollment_created | enrollment_state_created
+    ("Modified", "enrollment"): None,  # enrollment_updated | enrollment_state_updated
+    ("Created", "groupCategory"): "group_category_created",
+    ("Created", "group"): "group_created",
+    ("Created", "groupMembership"): "group_membership_created",
+    ("Created", "quiz"): "quiz_created",
+    ("Modified", "quiz"): "quiz_updated",
+    ("Modified", "submission"): "submission_updated",
+    ("Created", "wikiPage"): "wiki_page_created",
+    ("Modified", "wikiPage"): "wiki_page_updated",
+    ("Deleted", "wikiPage"): "wiki_page_deleted",
+    ("Created", "account"): None,  # user_account_association_created, when it looks like one
+}
+
+# Object extension keys that only EnrollmentState carries / only Enrollment carries.
+_ENROLLMENT_STATE_KEYS = frozenset(
+    {"state", "state_is_current", "access_is_current", "restricted_access", "state_valid_until"}
+)
+_ENROLLMENT_KEYS = frozenset(
+    {"course_id", "course_section_id", "type", "user_id", "user_name", "limit_privileges_to_course_section"}
+)
+_VERB = {"Created": "created", "Modified": "updated"}
+
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def snake_case(text: str) -> str:
+    """``NavigationEvent`` -> ``navigation_event``; ``lti/tool_proxy`` -> ``lti_tool_proxy``."""
+    return _NOT_WORD.sub("_", _CAMEL_BOUNDARY.sub("_", text).lower()).strip("_")
+
+
+def _disambiguate(action: str, urn_type: str, obj: dict[str, Any]) -> str | None:
+    obj_type = obj.get("type")
+    if urn_type == "course":  # Modified only
+        if type(obj_type) is not str:
+            return None
+        return {"CourseOffering": "course_updated", "Document": "syllabus_updated"}.get(obj_type)
+    ext = canvas_extension(obj)
+    if urn_type == "enrollment":
+        if not _ENROLLMENT_STATE_KEYS.isdisjoint(ext) or "startedAtTime" in obj:
+            return f"enrollment_state_{_VERB[action]}"
+        if not _ENROLLMENT_KEYS.isdisjoint(ext):
+            return f"enrollment_{_VERB[action]}"
+        return None
+    if urn_type == "account" and "is_admin" in ext:
+        return "user_account_association_created"
+    return None
+
+
+def derived_name(type_: str, action: str, obj_type: str | None, urn_type: str | None) -> str:
+    """Name for a Caliper combination with no known Canvas name (always ``caliper_``-prefixed)."""
+    parts = ["caliper", type_, action, obj_type or "none"]
+    if urn_type:
+        parts.append(urn_type)
+    return "_".join(snake_case(p) or "x" for p in parts)
+
+
+def event_name(type_: str, action: str, obj: dict[str, Any]) -> str:
+    """The Canvas event name of a Caliper event (see module docstring)."""
+    name = _BY_TYPE_ACTION.get((type_, action))
+    if name is not None:
+        return name
+    urn = parse_urn(obj.get("id"))
+    urn_type = urn.type if urn is not None else None
+    if type_ == "Event" and urn_type is not None:
+        key = (action, urn_type)
+        if key in _EVENT_BY_ACTION_URN:
+            name = _EVENT_BY_ACTION_URN[key] or _disambiguate(action, urn_type, obj)
+            if name is not None:
+                return name
+    obj_type = obj.get("type")
+    return derived_name(type_, action, obj_type if type(obj_type) is str else None, urn_type)
+
+
+# --- fields -------------------------------------------------------------------------------
+
+# Caliper membership roles -> Canvas enrollment types (the docs map only these two).
+ROLE_TO_CANVAS = {"Instructor": "TeacherEnrollment", "Learner": "StudentEnrollment"}
+# Caliper group types -> Canvas context types, when the group has no context_type extension.
+GROUP_TO_CONTEXT = {"CourseOffering": "Course", "CourseSection": "CourseSection", "Group": "Group"}
+
+
+def _context(node: object) -> tuple[object, object]:
+    """(context_type, context_id) of a Caliper group/organization node.
+
+    The node's Canvas extensions win (``context_type`` + ``entity_id``) because they hold
+    what the Canvas format sends: a CourseSection group says ``context_type: "Course"``
+    with the course id, as the paired Canvas event does. Without them, the Caliper type is
+    mapped (CourseOffering -> Course, CourseSection -> CourseSection, Group -> Group,
+    others verbatim) and the id comes from the URN (a section URN gives the section id).
+    """
+    if type(node) is not dict:
+        return None, None
+    ext = canvas_extension(node)
+    ctx_type = ext.get("context_type")
+    ctx_id = ext.get("entity_id")
+    if ctx_type is None:
+        group_type = node.get("type")
+        ctx_type = GROUP_TO_CONTEXT.get(group_type, group_type) if type(group_type) is str else None
+    if ctx_id is None:
+        ctx_id = urn_id(node.get("id"))
+    return ctx_type, ctx_id
+
+
+def _role(membership: object) -> object:
+    """First role of ``membership.roles`` in Canvas terms (unknown roles verbatim), else None."""
+    if type(membership) is not dict:
+        return None
+    roles = membership.get("roles")
+    if type(roles) is list and roles:
+        role = roles[0]
+        return ROLE_TO_CANVAS.get(role, role) if type(role) is str else None
+    return None
+
+
+def _user_id(actor: object, actor_ext: dict[str, Any]) -> object:
+    """The acting user's id; None for non-person actors (SoftwareApplication on public hits)."""
+    entity_id = actor_ext.get("entity_id")
+    if entity_id is not None:
+        return entity_id
+    if type(actor) is dict:
+        urn = parse_urn(actor.get("id"))
+        if urn is not None and urn.type == "user":
+            return urn.id
+    return None
+
+
+def caliper_fields(event: dict[str, Any]) -> dict[str, Any]:
+    """Row fields of one Caliper event, raw JSON values (ids may still be numbers).
+
+    ``event_name``, ``event_time`` (the raw ``eventTime``), and every column Caliper can
+    fill; columns Caliper does not carry (time_zone, user_account_id,
+    context_sis_source_id) are absent. ``type``/``action`` must be strings (the caller checks).
+    """
+    type_ = event["type"]
+    action = event["action"]
+    obj = event.get("object")
+    if type(obj) is not dict:
+        obj = {}
+    actor = event.get("actor")
+    actor_ext = canvas_extension(actor)
+    data_ext = canvas_extension(event)
+    obj_ext = canvas_extension(obj)
+
+    group = event.get("group")
+    membership = event.get("membership")
+    if type(group) is dict:
+        context_type, context_id = _context(group)
+    elif type(membership) is dict:
+        # No group (e.g. syllabus_updated): the membership's organization is the context.
+        context_type, context_id = _context(membership.get("organization"))
+    else:
+        context_type = context_id = None
+
+    session = event.get("session")
+    session_id = urn_id(session.get("id")) if type(session) is dict else None
+
+    # http_method / context_account_id / developer_key_id: documented on the event
+    # extensions, but in the examples only asset_accessed carries them, on the object.
+    nav_ext = obj_ext if type_ == "NavigationEvent" else {}
+
+    object_id = obj_ext.get("entity_id")
+    if object_id is None:
+        object_id = urn_id(obj.get("id"))
+
+    return {
+        "event_name": event_name(type_, action, obj),
+        "event_time": event.get("eventTime"),
+        "request_id": data_ext.get("request_id"),
+        "session_id": session_id,
+        "job_id": data_ext.get("job_id"),
+        "job_tag": data_ext.get("job_tag"),
+        "user_id": _user_id(actor, actor_ext),
+        "real_user_id": urn_id(actor_ext.get("real_user_id")),
+        "user_login": actor_ext.get("user_login"),
+        "user_sis_id": actor_ext.get("user_sis_id"),
+        "root_account_id": actor_ext.get("root_account_id"),
+        "root_account_uuid": actor_ext.get("root_account_uuid"),
+        "root_account_lti_guid": actor_ext.get("root_account_lti_guid"),
+        "context_type": context_type,
+        "context_id": context_id,
+        "context_role": _role(membership),
+        "context_account_id": data_ext.get("context_account_id", nav_ext.get("context_account_id")),
+        "hostname": data_ext.get("hostname"),
+        "http_method": data_ext.get("http_method", nav_ext.get("http_method")),
+        "url": data_ext.get("request_url"),
+        "referrer": event.get("referrer"),
+        "client_ip": data_ext.get("client_ip"),
+        "user_agent": data_ext.get("user_agent"),
+        "developer_key_id": data_ext.get("developer_key_id", nav_ext.get("developer_key_id")),
+        "caliper_event_id": event.get("id"),
+        "caliper_type": type_,
+        "caliper_action": action,
+        "object_type": obj.get("type"),
+        "object_id": object_id,
+    }

@@ -1,0 +1,72 @@
+"""Stable identity for live events, so that retries and re-deliveries dedupe.
+
+Canvas-format events carry no event id (``request_id`` is per request, ``job_id`` per
+job), and Caliper ids are not trustworthy as a sole key: the documented examples reuse
+them across different events (CATALOG.md section 7, quirk 4). Canvas also retries
+deliveries, and a signed retry may be re-signed (new JWS bytes, new ``iat``/``exp``).
+So the id of an event is a digest of its *decoded content*:
+
+* Canvas: ``{"metadata": ..., "body": ...}`` (other top-level keys are not part of the event);
+* Caliper: the event ``data[i]``, not the envelope (``sendTime`` changes on every send).
+
+``decode.py`` already drops the JWT registered claims, so a signed and an unsigned
+delivery of one event, or two signatures of it, hash the same. The canonical form is
+orjson with sorted keys (recursively), so JSON key order does not matter either. Two
+genuinely different events that happen to be byte-identical after decoding (same
+request, same time, same body) get the same id: they are indistinguishable by content.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+EVENT_ID_HEX_CHARS = 32  # 128 bits of sha256: collision-free at any realistic volume
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Key-order-independent JSON bytes of ``obj``."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+
+
+def identity_part(event: dict[str, Any]) -> Any:
+    """The part of a decoded event that its id covers (Canvas: metadata + body only)."""
+    if isinstance(event.get("metadata"), dict) and "body" in event:
+        return {"metadata": event["metadata"], "body": event["body"]}
+    return event
+
+
+def event_id(event: dict[str, Any]) -> str:
+    """32 hex chars of sha256 over the canonical JSON of the decoded event."""
+    return event_id_of_canonical(canonical_json(identity_part(event)))
+
+
+def event_id_of_canonical(canonical: bytes) -> str:
+    """event_id from already-canonical bytes (lets normalize reuse its one serialization)."""
+    return hashlib.sha256(canonical).hexdigest()[:EVENT_ID_HEX_CHARS]
+
+
+def canvas_canonical(metadata_json: bytes, body_json: bytes) -> bytes:
+    """canonical_json({"metadata": m, "body": b}) from canonical_json(m) and canonical_json(b).
+
+    orjson's compact output with sorted keys puts "body" before "metadata"; a test checks
+    this equals canonical_json of the dict for every corpus event.
+    """
+    return b'{"body":' + body_json + b',"metadata":' + metadata_json + b"}"
+
+
+def dedupe_key(row: dict[str, Any]) -> str:
+    """Key under which duplicate deliveries collapse: ``r:<request_id>|<event_id>``.
+
+    Job events (no request) use ``j:<job_id>|<event_id>``; events with neither use
+    ``-|<event_id>``. The event id already covers the request/job id (they are in the
+    hashed metadata); the prefix keeps the key readable and groups one request's events.
+    """
+    request_id = row.get("request_id")
+    if request_id:
+        return f"r:{request_id}|{row['event_id']}"
+    job_id = row.get("job_id")
+    if job_id:
+        return f"j:{job_id}|{row['event_id']}"
+    return f"-|{row['event_id']}"

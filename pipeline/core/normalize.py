@@ -1,0 +1,236 @@
+"""Normalize a decoded Canvas-format or Caliper-format event to one row of the event table.
+
+A row is a dict with exactly ``schemas.events.ROW_COLUMNS``: str/None for strings, bool
+for booleans and aware UTC datetimes (microseconds) for timestamps, ready for
+``pa.Table.from_pylist(..., schema=FILE_SCHEMA)`` once ``event_name`` (a partition
+column) is taken out. The rules follow CATALOG.md sections 3, 4, 6 and 7:
+
+* **Ids are strings in one form** across both formats. JSON numbers become decimal
+  strings (``3`` -> ``"3"``, ``3.0`` -> ``"3"``), and Caliper URNs become the bare id the
+  Canvas format carries (``urn:instructure:canvas:user:2107...1`` -> ``"2107...1"``; see
+  caliper.parse_urn). Every string column goes through the same coercion: JSON scalars
+  become strings (booleans as ``true``/``false``); an object or array where a string
+  belongs rejects the event (``invalid_field``) instead of being stringified silently.
+* **Canvas format**: metadata keys map one to one to columns; ``caliper_*`` are None.
+  ``object_type``/``object_id``: for ``asset_accessed`` the body's ``asset_type``/``asset_id``;
+  for names in ``CANVAS_OBJECTS`` the listed entity and body key; otherwise the entity is
+  the event name without its last ``_word`` (``wiki_page_updated`` -> ``wiki_page``) and
+  the id is ``body["<entity>_id"]`` (else ``body["id"]``); when no id is found both are None.
+* **Caliper format**: see caliper.caliper_fields; ``event_time`` is ``eventTime``, never
+  the envelope's ``sendTime``.
+* ``body`` is the JSON of the Canvas ``body`` (None when it is JSON null) or of the whole
+  Caliper event; ``metadata`` the JSON of the Canvas ``metadata`` or of the Caliper
+  envelope without ``data`` (``{}`` for a bare event). Both, and ``url``/``referrer``,
+  go through scrub.scrub_text, so ``access_token=`` values never reach storage.
+* ``event_id`` is identity.event_id of the decoded event (before scrubbing, so it is the
+  same whatever the scrub list is). The sorted-key JSON made for it is also what the
+  ``body``/``metadata`` columns store, so each event is serialized once, not twice.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pipeline.core import caliper
+from pipeline.core.decode import DecodedEvent
+from pipeline.core.errors import EventError
+from pipeline.core.identity import (
+    canonical_json,
+    canvas_canonical,
+    event_id,
+    event_id_of_canonical,
+    identity_part,
+)
+from pipeline.core.scrub import scrub_text
+from pipeline.core.timestamps import UTC, parse_timestamp
+from schemas.events import ROW_COLUMNS
+
+# Canvas metadata keys that are also column names, copied (as strings) one to one.
+CANVAS_METADATA_COLUMNS: tuple[str, ...] = (
+    "request_id", "session_id", "job_id", "job_tag", "user_id", "real_user_id", "user_login",
+    "user_sis_id", "user_account_id", "root_account_id", "root_account_uuid",
+    "root_account_lti_guid", "context_type", "context_id", "context_role", "context_account_id",
+    "context_sis_source_id", "hostname", "http_method", "url", "referrer", "client_ip",
+    "user_agent", "time_zone", "developer_key_id",
+)
+_SCRUBBED_COLUMNS = ("url", "referrer")
+_CALIPER_STRING_COLUMNS: tuple[str, ...] = (
+    "request_id", "session_id", "job_id", "job_tag", "user_id", "real_user_id", "user_login",
+    "user_sis_id", "root_account_id", "root_account_uuid", "root_account_lti_guid",
+    "context_type", "context_id", "context_role", "context_account_id", "hostname",
+    "http_method", "url", "referrer", "client_ip", "user_agent", "developer_key_id",
+    "caliper_event_id", "caliper_type", "caliper_action", "object_type", "object_id",
+)
+
+# Canvas events whose object is not "<event name minus verb>" + "<entity>_id" in the body:
+# event_name -> (object_type, path of keys to the id inside body).
+CANVAS_OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "grade_change": ("submission", ("submission_id",)),
+    "grade_override": ("score", ("score_id",)),
+    "final_grade_custom_status": ("score", ("score_id",)),
+    "course_grade_change": ("course", ("course_id",)),
+    "course_completed": ("course", ("course", "id")),
+    "course_progress": ("course", ("course", "id")),
+    "conversation_message_created": ("conversation_message", ("message_id",)),
+    "enrollment_state_created": ("enrollment_state", ("enrollment_id",)),
+    "enrollment_state_updated": ("enrollment_state", ("enrollment_id",)),
+    "lti_resource_link_created": ("lti_resource_link", ("resource_link_id",)),
+    "lti_resource_link_updated": ("lti_resource_link", ("resource_link_id",)),
+    "plagiarism_resubmit": ("submission", ("submission_id",)),
+    "submission_custom_grade_status": ("submission", ("submission_id",)),
+    "quiz_submitted": ("quiz_submission", ("submission_id",)),
+    "rubric_assessed": ("rubric_assessment", ("id",)),
+    "syllabus_updated": ("course", ("course_id",)),
+    "user_account_association_created": ("account", ("account_id",)),
+}
+
+
+def as_text(value: object, field: str) -> str | None:
+    """A JSON scalar as the column string (ids: ints as decimal, integral floats without .0)."""
+    kind = type(value)
+    if kind is str or value is None:
+        return value  # type: ignore[return-value]
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return str(int(value)) if value.is_integer() else repr(value)  # type: ignore[union-attr]
+    if kind is bool:
+        return "true" if value else "false"
+    if isinstance(value, str):  # str subclasses from non-JSON callers
+        return str(value)
+    raise EventError("invalid_field", f"{field} is a JSON {_json_kind(value)}, expected a string or id")
+
+
+def _json_kind(value: object) -> str:
+    return {dict: "object", list: "array"}.get(type(value), type(value).__name__)
+
+
+def _scalar_id(value: object) -> str | None:
+    """Like as_text for derived ids, but a non-scalar gives None instead of a rejection."""
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return as_text(value, "object_id")
+    return None
+
+
+def _canonical(value: object, field: str) -> bytes:
+    """Sorted-key JSON: one serialization serves both the stored column and the event id."""
+    try:
+        return canonical_json(value)
+    except TypeError as exc:  # orjson: ints beyond 64 bits, non-str keys (non-JSON callers)
+        raise EventError("invalid_field", f"{field} cannot be stored as JSON: {exc}") from None
+
+
+def _column(canonical: bytes) -> str:
+    return scrub_text(canonical.decode())
+
+
+def canvas_object(name: str, body: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """(object_type, object_id) of a Canvas-format event (rule in the module docstring)."""
+    if not body:
+        return None, None
+    if name == "asset_accessed":
+        asset_type = body.get("asset_type")
+        return (asset_type if type(asset_type) is str else None), _scalar_id(body.get("asset_id"))
+    known = CANVAS_OBJECTS.get(name)
+    if known is not None:
+        entity, path = known
+        value: object = body
+        for key in path:
+            value = value.get(key) if type(value) is dict else None
+        return entity, _scalar_id(value)
+    entity = name.rpartition("_")[0]
+    if entity:
+        for key in (f"{entity}_id", "id"):
+            value = body.get(key)
+            if value is not None:
+                found = _scalar_id(value)
+                if found is not None:
+                    return entity, found
+    return None, None
+
+
+def _empty_row() -> dict[str, Any]:
+    return dict.fromkeys(ROW_COLUMNS)
+
+
+def _canvas_row(event: dict[str, Any]) -> dict[str, Any]:
+    metadata = event.get("metadata")
+    if type(metadata) is not dict:
+        raise EventError("invalid_field", f"metadata is a JSON {_json_kind(metadata)}, not an object")
+    body = event.get("body")
+    if body is not None and type(body) is not dict:
+        raise EventError("invalid_field", f"body is a JSON {_json_kind(body)}, not an object")
+    name = as_text(metadata.get("event_name"), "metadata.event_name")
+    if not name:
+        raise EventError("missing_field", "metadata.event_name is missing or empty")
+    row = _empty_row()
+    row["event_name"] = name
+    row["event_time"] = parse_timestamp(metadata.get("event_time"), field="metadata.event_time")
+    get = metadata.get
+    for column in CANVAS_METADATA_COLUMNS:
+        value = get(column)
+        if value is not None:
+            row[column] = as_text(value, "metadata." + column)
+    row["object_type"], row["object_id"] = canvas_object(name, body)
+    metadata_json = _canonical(metadata, "metadata")
+    body_json = _canonical(body, "body")
+    row["body"] = None if body is None else _column(body_json)
+    row["metadata"] = _column(metadata_json)
+    if "body" in event:
+        row["event_id"] = event_id_of_canonical(canvas_canonical(metadata_json, body_json))
+    else:  # hand-built event without a body key: identity hashes it whole
+        row["event_id"] = event_id(event)
+    return row
+
+
+def _caliper_row(event: dict[str, Any], envelope: dict[str, Any] | None) -> dict[str, Any]:
+    for key in ("type", "action"):
+        value = event.get(key)
+        if value is None or value == "":
+            raise EventError("missing_field", f"Caliper event has no {key}")
+        if type(value) is not str:
+            raise EventError("invalid_field", f"Caliper {key} is a JSON {_json_kind(value)}, not a string")
+    fields = caliper.caliper_fields(event)
+    row = _empty_row()
+    row["event_name"] = fields["event_name"]
+    row["event_time"] = parse_timestamp(fields["event_time"], field="eventTime")
+    for column in _CALIPER_STRING_COLUMNS:
+        value = fields[column]
+        if value is not None:
+            row[column] = as_text(value, column)
+    event_json = _canonical(event, "event")
+    row["body"] = _column(event_json)
+    row["metadata"] = _column(_canonical(envelope, "envelope")) if envelope else "{}"
+    if identity_part(event) is event:
+        row["event_id"] = event_id_of_canonical(event_json)
+    else:  # a Caliper event that also looks like a Canvas one: identity decides
+        row["event_id"] = event_id(event)
+    return row
+
+
+def normalize(decoded: DecodedEvent, *, received_at: datetime | None = None) -> dict[str, Any]:
+    """One row (``ROW_COLUMNS``) for one decoded event. Raises EventError for bad input.
+
+    ``received_at`` must be None or an aware datetime (a naive one is a caller bug: ValueError).
+    """
+    event = decoded.event
+    if type(event) is not dict:
+        raise EventError("unknown_format", f"event is a JSON {_json_kind(event)}, not an object")
+    if decoded.source_format == "canvas":
+        row = _canvas_row(event)
+    elif decoded.source_format == "caliper":
+        row = _caliper_row(event, decoded.envelope)
+    else:
+        raise EventError("unknown_format", f"unknown source format {decoded.source_format!r}")
+    for column in _SCRUBBED_COLUMNS:
+        if row[column] is not None:
+            row[column] = scrub_text(row[column])
+    if received_at is not None:
+        if received_at.tzinfo is None or received_at.utcoffset() is None:
+            raise ValueError("received_at must be timezone-aware")
+        row["received_at"] = received_at.astimezone(UTC)
+    row["source_format"] = decoded.source_format
+    row["signed"] = bool(decoded.signed)
+    row["kid"] = decoded.kid
+    return row

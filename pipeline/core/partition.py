@@ -1,0 +1,41 @@
+"""Hive partition of a row: ``event_date=YYYY-MM-DD/event_name=NAME``.
+
+Files are partitioned by the event's own UTC date (not the processing window: late
+events must land in their day, see STACK.md trap 4) and by event name, which is what
+BigQuery external tables and DuckDB read back as the ``event_date``/``event_name``
+columns. Event names come from the input (or are derived from Caliper fields), so the
+name is made path-safe: only ``[A-Za-z0-9_.-]`` survive, anything else becomes ``_``.
+Because the segment always starts with ``event_name=``, even a name of ``..`` cannot
+climb out of its directory. Real Canvas names (``asset_accessed``,
+``outcomes.retry_outcome_alignment_clone``) pass through unchanged.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Any
+
+from pipeline.core.timestamps import UTC, parse_timestamp
+
+MAX_NAME_CHARS = 200  # keeps the path segment well under the 255-byte file-name limit
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def event_date(row: dict[str, Any]) -> date:
+    """UTC date of ``row["event_time"]`` (an aware datetime, or an ISO string)."""
+    value = row["event_time"]
+    moment = value if isinstance(value, datetime) else parse_timestamp(value)
+    if moment.tzinfo is None:
+        raise ValueError("event_time must be timezone-aware")
+    return moment.astimezone(UTC).date()
+
+
+def safe_name(name: str) -> str:
+    """Path-safe form of an event name (never empty)."""
+    safe = _UNSAFE.sub("_", name[:MAX_NAME_CHARS])
+    return safe or "_"
+
+
+def partition_path(row: dict[str, Any]) -> str:
+    """``event_date=2019-11-01/event_name=asset_accessed`` for one row."""
+    return f"event_date={event_date(row).isoformat()}/event_name={safe_name(row['event_name'])}"

@@ -1,0 +1,99 @@
+"""Personal data handling for ``--pii keep|hash|drop``.
+
+Four columns identify a person directly: ``user_login``, ``user_sis_id``, ``client_ip``
+and ``user_agent`` (``PII_COLUMNS``). The modes:
+
+* ``keep``: unchanged (a copy of the row).
+* ``hash``: HMAC-SHA256 with an operator secret (``salt``), hex. Equal inputs still join
+  (the same login hashes the same everywhere), but without the salt the hashes cannot be
+  reversed by hashing guesses; a plain unsalted hash of a login or an IPv4 address can.
+* ``drop``: None.
+
+The same values also sit inside the raw ``metadata`` and ``body`` JSON columns (the
+Canvas metadata; Caliper ``actor.extensions`` and event ``extensions``; user bodies), so
+for hash/drop every JSON key in ``PII_JSON_KEYS`` is rewritten the same way, at any depth,
+in both columns: the column and the JSON agree and nothing is left behind under those keys.
+``PII_JSON_KEYS`` adds to the column names the keys that hold the same kind of data in
+bodies: ``student_sis_id`` (grade_change), ``sis_id`` (Caliper assignee extensions),
+``user_name`` (enrollment events) and ``email`` (course_completed/course_progress user).
+
+What remains, by design, in every mode: ids (``user_id`` etc.: needed to join; they are
+opaque numbers), person names under generic keys (``name``/``short_name`` of
+user_created/user_updated, ``display_name``), free text (discussion/submission/
+conversation bodies, which may mention anyone), and identifiers inside URL paths
+(``/users/sis_login_id:jdoe``, ``as_user_id=sis_login_id%3A...``). Credentials in URLs
+are always redacted by scrub.py, independently of this setting.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from functools import lru_cache
+from typing import Any, Callable
+
+import orjson
+
+PII_COLUMNS: tuple[str, ...] = ("user_login", "user_sis_id", "client_ip", "user_agent")
+PII_MODES: tuple[str, ...] = ("keep", "hash", "drop")
+PII_JSON_KEYS: frozenset[str] = frozenset(PII_COLUMNS) | {"student_sis_id", "sis_id", "user_name", "email"}
+_JSON_COLUMNS = ("metadata", "body")
+
+
+@lru_cache(maxsize=8)
+def _keyed(salt: str) -> "hmac.HMAC":
+    return hmac.new(salt.encode("utf-8"), digestmod=hashlib.sha256)
+
+
+def pii_hash(value: str, salt: str) -> str:
+    """HMAC-SHA256(salt, value) as hex."""
+    mac = _keyed(salt).copy()
+    mac.update(value.encode("utf-8"))
+    return mac.hexdigest()
+
+
+def _rewrite(node: Any, replace: Callable[[Any], Any]) -> Any:
+    if type(node) is dict:
+        return {
+            k: (replace(v) if k in PII_JSON_KEYS and not isinstance(v, (dict, list)) else _rewrite(v, replace))
+            for k, v in node.items()
+        }
+    if type(node) is list:
+        return [_rewrite(v, replace) for v in node]
+    return node
+
+
+def _rewrite_json(text: str | None, replace: Callable[[Any], Any]) -> str | None:
+    if text is None:
+        return None
+    return orjson.dumps(_rewrite(orjson.loads(text), replace)).decode()
+
+
+def apply_pii(row: dict[str, Any], mode: str, salt: str | None = None) -> dict[str, Any]:
+    """A copy of ``row`` with PII kept, HMAC-hashed or dropped (see module docstring).
+
+    Raises ValueError for an unknown mode, or for ``hash`` without a non-empty salt.
+    """
+    if mode not in PII_MODES:
+        raise ValueError(f"pii mode must be one of {', '.join(PII_MODES)}, not {mode!r}")
+    out = dict(row)
+    if mode == "keep":
+        return out
+    if mode == "hash":
+        if not salt:
+            raise ValueError("pii mode 'hash' needs a salt (an operator secret)")
+
+        def replace(value: Any) -> Any:
+            if value is None:
+                return None
+            text = value if type(value) is str else orjson.dumps(value).decode()
+            return pii_hash(text, salt)
+    else:
+
+        def replace(value: Any) -> Any:
+            return None
+
+    for column in PII_COLUMNS:
+        out[column] = replace(out.get(column))
+    for column in _JSON_COLUMNS:
+        out[column] = _rewrite_json(out.get(column), replace)
+    return out

@@ -1,0 +1,387 @@
+"""Verify Canvas-signed deliveries: RS256 compact JWS, key by ``kid`` from a :class:`KeyStore`.
+
+Two implementations of the same checks:
+
+* :class:`JwtVerifier` (the hot path) splits the token, base64url-decodes with ``binascii``,
+  parses with ``orjson`` and verifies PKCS#1 v1.5 / SHA-256 with ``cryptography`` directly:
+  PyJWT's ``decode`` validates base64 character by character in Python and is several times
+  slower (see shared/STACK.md).
+* :func:`verify_with_pyjwt` (the reference) lets PyJWT do the base64url and JSON decoding,
+  the signature and the claim comparisons. The header policy (steps 1-3 below, a few lines)
+  is shared code, since PyJWT needs the kid's key before it can run at all. A test runs every
+  attack case, fuzzed forgeries and valid tokens through both and asserts the same outcome,
+  so the fast path cannot drift from a widely reviewed implementation.
+
+The checks, in order (the first failure decides the ``error_type``):
+
+1. structure: three segments of the base64url alphabet, no padding, canonical encoding,
+   non-empty header and payload; header is a JSON object; ``kid``, when present, is a string;
+   no ``crit`` header (we implement no JWS extension, and RFC 7515 requires rejecting a
+   critical one we do not understand; PyJWT would accept ``crit: ["b64"]``, a detached
+   payload we never expect), ``b64`` absent or true                    -> ``malformed_jwt``
+2. ``alg`` is exactly RS256 (none, HS256 with the public key as secret, RS384, PS256,
+   ES256... are all refused before any key is touched)                  -> ``alg_not_allowed``
+3. ``kid`` present and non-empty                                        -> ``missing_kid``
+4. key for the kid in the store (after at most one refetch per interval) -> ``unknown_kid``
+5. RS256 signature over ``header.payload``                              -> ``bad_signature``
+6. payload is a JSON object                                             -> ``malformed_jwt``
+7. ``iat`` / ``nbf`` / ``exp`` (when checked) are JSON numbers          -> ``malformed_jwt``
+8. ``iat`` or ``nbf`` later than now + leeway                           -> ``not_yet_valid``
+9. ``exp`` at or before now - leeway, unless ``verify_exp=False``       -> ``expired``
+10. ``iss`` present and not the expected issuer (``issuer=None`` skips)  -> ``bad_issuer``
+
+Time claims are truncated to whole seconds as PyJWT does. ``jku``, ``x5u``, ``jwk`` and
+``x5c`` headers are ignored: keys come from the configured JWKS only. The fast path's JSON is
+orjson's strict RFC 8259; the reference holds Python's lenient ``json`` (which PyJWT uses) to
+the same rules with :func:`strict_json_loads`, so both read the same header and claims
+(integers beyond 64 bits read as floats in both, as orjson reads them).
+"""
+from __future__ import annotations
+
+import binascii
+import json
+import math
+import re
+import time
+from typing import Any, Callable, Sequence
+
+import jwt
+import jwt.utils
+import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from pipeline.core.decode import VerifiedToken
+from pipeline.core.errors import EventError
+from pipeline.core.jwks import KeyStore
+
+DEFAULT_ISSUER = "https://live-events.canvas.instructure.com"
+DEFAULT_LEEWAY_SECONDS = 60.0
+ALLOWED_ALG = "RS256"
+TIME_CLAIMS = ("iat", "nbf", "exp")
+
+_B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_TOKEN_ALPHABET = _B64URL_ALPHABET + b"."
+_TO_STANDARD_B64 = bytes.maketrans(b"-_", b"+/")
+_PADDING = (b"", b"", b"==", b"=")
+# The last character of an unpadded segment carries unused low bits that must be zero
+# (length % 4 == 2: 4 unused bits; == 3: 2 unused bits); otherwise several strings decode
+# to the same bytes. PyJWT rejects those too.
+_CANONICAL_LAST = (
+    frozenset(),
+    frozenset(),
+    frozenset(b"AQgw"),
+    frozenset(b"AEIMQUYcgkosw048"),
+)
+_PKCS1V15 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+
+
+def _malformed(message: str) -> EventError:
+    return EventError("malformed_jwt", message)
+
+
+def _b64url_decode(segment: bytes, name: str) -> bytes:
+    """Decode one segment already known to hold only base64url characters."""
+    remainder = len(segment) & 3
+    if remainder:
+        if remainder == 1 or segment[-1] not in _CANONICAL_LAST[remainder]:
+            raise _malformed(f"JWS {name} is not canonical base64url")
+        return binascii.a2b_base64(segment.translate(_TO_STANDARD_B64) + _PADDING[remainder])
+    return binascii.a2b_base64(segment.translate(_TO_STANDARD_B64))
+
+
+def _check_header(header: dict[str, Any]) -> str:
+    """Steps 1 (header part) to 3: return the kid."""
+    kid = header.get("kid")
+    if "kid" in header and not isinstance(kid, str):
+        raise _malformed("JWS kid header is not a string")
+    if "crit" in header:
+        raise _malformed("JWS has a crit header; no JWS extension is supported")
+    if header.get("b64", True) is not True:
+        raise _malformed("JWS b64 header is not true; detached or unencoded payloads are not supported")
+    alg = header.get("alg")
+    if alg != ALLOWED_ALG:
+        shown = alg[:16] if isinstance(alg, str) else type(alg).__name__
+        raise EventError("alg_not_allowed", f"JWS alg {shown!r} is not allowed; only {ALLOWED_ALG} is")
+    if not kid:
+        raise EventError("missing_kid", "JWS header has no kid")
+    return kid
+
+
+def _numeric_date(value: Any, name: str) -> int:
+    """A NumericDate claim as PyJWT compares it (whole seconds), or malformed_jwt.
+
+    JSON numbers only (RFC 7519 §2): PyJWT would also take ``"123"`` or ``true``.
+    """
+    kind = type(value)
+    if kind is int:
+        return value
+    if kind is float and math.isfinite(value):
+        return int(value)
+    raise _malformed(f"JWT {name} claim is not a finite number")
+
+
+def check_time_claim_types(claims: dict[str, Any], *, verify_exp: bool) -> None:
+    """Step 7: the NumericDate claims that will be compared are JSON numbers (both paths use this rule)."""
+    for name in TIME_CLAIMS:
+        if name in claims and (name != "exp" or verify_exp):
+            _numeric_date(claims[name], name)
+
+
+_ABSENT: Any = object()
+
+
+def _json_object(data: bytes, name: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise _malformed(f"JWS {name} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise _malformed(f"JWS {name} is not a JSON object")
+    return value
+
+
+class JwtVerifier:
+    """The hot-path verifier (satisfies ``pipeline.core.decode.TokenVerifier``).
+
+    ``verify_exp=False`` is for an operator replaying old signed data whose ``exp`` has
+    passed; it is never switched off implicitly. ``clock`` returns Unix seconds.
+    """
+
+    def __init__(
+        self,
+        keys: KeyStore,
+        *,
+        issuer: str | None = DEFAULT_ISSUER,
+        leeway_seconds: float = DEFAULT_LEEWAY_SECONDS,
+        verify_exp: bool = True,
+        clock: Callable[[], float] = time.time,
+    ):
+        if leeway_seconds < 0:
+            raise ValueError("leeway_seconds must be >= 0")
+        self.keys = keys
+        self.issuer = issuer
+        self.leeway_seconds = float(leeway_seconds)
+        self.verify_exp = bool(verify_exp)
+        self.clock = clock
+
+    def verify(self, token: bytes | str) -> VerifiedToken:
+        """Return the verified claims and kid, or raise EventError (see the module docstring)."""
+        if isinstance(token, str):
+            if not token.isascii():
+                raise _malformed("JWS has characters outside base64url")
+            token = token.encode("ascii")
+        elif not isinstance(token, bytes):
+            token = bytes(token)
+        # Step 1: strict structure before anything is decoded.
+        segments = token.split(b".", 3)
+        if len(segments) != 3 or token.translate(None, _TOKEN_ALPHABET):
+            raise _malformed("JWS is not three base64url segments separated by dots")
+        header_segment, payload_segment, signature_segment = segments
+        if not header_segment or not payload_segment:
+            raise _malformed("JWS header or payload segment is empty")
+        header_json = _b64url_decode(header_segment, "header")
+        header = _json_object(header_json, "header")
+        payload_json = _b64url_decode(payload_segment, "payload")
+        signature = _b64url_decode(signature_segment, "signature")
+        kid = _check_header(header)
+        key = self.keys.get(kid)
+        try:
+            key.verify(signature, token[: len(header_segment) + 1 + len(payload_segment)], _PKCS1V15, _SHA256)
+        except InvalidSignature:
+            raise EventError("bad_signature", f"RS256 signature does not verify with key {kid[:64]!r}") from None
+        claims = _json_object(payload_json, "payload")
+        self._check_claims(claims)
+        return VerifiedToken(claims, kid)
+
+    def _check_claims(self, claims: dict[str, Any]) -> None:
+        # Steps 7-10; every type check comes before any comparison, as in the reference path.
+        get = claims.get
+        iat, nbf = get("iat", _ABSENT), get("nbf", _ABSENT)
+        exp = get("exp", _ABSENT) if self.verify_exp else _ABSENT
+        if iat is not _ABSENT or nbf is not _ABSENT or exp is not _ABSENT:
+            if iat is not _ABSENT:
+                iat = _numeric_date(iat, "iat")
+            if nbf is not _ABSENT:
+                nbf = _numeric_date(nbf, "nbf")
+            if exp is not _ABSENT:
+                exp = _numeric_date(exp, "exp")
+            now = self.clock()
+            latest_start = now + self.leeway_seconds
+            if iat is not _ABSENT and iat > latest_start:
+                raise EventError("not_yet_valid", f"JWT iat is {iat - now:.0f} s in the future")
+            if nbf is not _ABSENT and nbf > latest_start:
+                raise EventError("not_yet_valid", f"JWT nbf is {nbf - now:.0f} s in the future")
+            if exp is not _ABSENT and exp <= now - self.leeway_seconds:
+                raise EventError("expired", f"JWT expired {now - exp:.0f} s ago")
+        issuer = self.issuer
+        if issuer is not None and "iss" in claims and claims["iss"] != issuer:
+            raise EventError("bad_issuer", "JWT iss is not the configured issuer")
+
+    def __repr__(self) -> str:
+        return (
+            f"JwtVerifier({self.keys!r}, issuer={self.issuer!r}, leeway_seconds={self.leeway_seconds}, "
+            f"verify_exp={self.verify_exp})"
+        )
+
+
+# --- reference path -------------------------------------------------------------------------
+
+_COMPACT_JWS = re.compile(rb"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_ORJSON_INT_RANGE = range(-(2**63), 2**64)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def _int_like_orjson(text: str) -> int | float:
+    # orjson reads integers beyond 64 bits as floats; the reference must read the same claims.
+    value = int(text)
+    return value if value in _ORJSON_INT_RANGE else float(text)
+
+
+def strict_json_loads(data: bytes | str) -> Any:
+    """Python's json held to what orjson accepts (RFC 8259: UTF-8, no BOM, NaN, Infinity or lone surrogates)."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int_like_orjson)
+    json.dumps(value, ensure_ascii=False).encode("utf-8")  # raises on lone surrogates
+    return value
+
+
+class _StrictPyJWT(jwt.PyJWT):
+    """PyJWT with the payload parsed by strict_json_loads (its documented override point)."""
+
+    def _decode_payload(self, decoded: dict[str, Any]) -> dict[str, Any]:
+        try:
+            payload = strict_json_loads(decoded["payload"])
+        except (ValueError, RecursionError) as exc:
+            raise jwt.DecodeError(f"Invalid payload string: {type(exc).__name__}") from None
+        if not isinstance(payload, dict):
+            raise jwt.DecodeError("Invalid payload string: must be a json object")
+        return payload
+
+
+# PyJWT's claim validators take "now" as an argument; jwt.decode itself reads the wall
+# clock, so decode runs with time checks off and the validators run at the injected time.
+_PYJWT = _StrictPyJWT()
+_PYJWT_SIGNATURE_ONLY: dict[str, Any] = {
+    "verify_signature": True,
+    "verify_exp": False,
+    "verify_nbf": False,
+    "verify_iat": False,
+    "verify_iss": False,
+    "verify_aud": False,
+    "verify_sub": False,
+    "verify_jti": False,
+    "require": [],
+}
+
+
+def verify_with_pyjwt(
+    token: bytes | str,
+    keys: KeyStore,
+    *,
+    issuer: str | None = DEFAULT_ISSUER,
+    leeway_seconds: float = DEFAULT_LEEWAY_SECONDS,
+    verify_exp: bool = True,
+    now: float,
+) -> VerifiedToken:
+    """The same checks as :meth:`JwtVerifier.verify`, done by PyJWT (slower; the reference)."""
+    raw = token.encode("utf-8") if isinstance(token, str) else bytes(token)
+    # PyJWT accepts '=' padding and would split four segments as header.payload-with-dot;
+    # the compact form we receive never has either.
+    if not _COMPACT_JWS.fullmatch(raw):
+        raise _malformed("JWS is not three base64url segments separated by dots")
+    try:
+        header = jwt.get_unverified_header(raw)
+    except jwt.InvalidTokenError as exc:
+        raise _malformed(f"JWS header does not decode ({type(exc).__name__})") from None
+    try:
+        strict_json_loads(jwt.utils.base64url_decode(raw.split(b".", 1)[0]))
+    except (ValueError, RecursionError):
+        raise _malformed("JWS header is not RFC 8259 JSON") from None
+    kid = _check_header(header)
+    key = keys.get(kid)
+    try:
+        claims = _PYJWT.decode(raw, key, algorithms=[ALLOWED_ALG], options=_PYJWT_SIGNATURE_ONLY)
+    except jwt.InvalidSignatureError:
+        raise EventError("bad_signature", f"RS256 signature does not verify with key {kid[:64]!r}") from None
+    except jwt.InvalidAlgorithmError:
+        raise EventError("alg_not_allowed", "JWS alg is not allowed") from None
+    except jwt.InvalidTokenError as exc:
+        raise _malformed(f"JWS does not decode ({type(exc).__name__})") from None
+    if not isinstance(claims, dict):
+        raise _malformed("JWS payload is not a JSON object")
+    check_time_claim_types(claims, verify_exp=verify_exp)
+    try:
+        if "iat" in claims:
+            _PYJWT._validate_iat(claims, now, leeway_seconds)
+        if "nbf" in claims:
+            _PYJWT._validate_nbf(claims, now, leeway_seconds)
+        if verify_exp and "exp" in claims:
+            _PYJWT._validate_exp(claims, now, leeway_seconds)
+        if issuer is not None and "iss" in claims:
+            _PYJWT._validate_iss(claims, issuer)
+    except jwt.ImmatureSignatureError:
+        raise EventError("not_yet_valid", "JWT iat or nbf is in the future") from None
+    except jwt.ExpiredSignatureError:
+        raise EventError("expired", "JWT has expired") from None
+    except jwt.InvalidIssuerError:
+        raise EventError("bad_issuer", "JWT iss is not the configured issuer") from None
+    except jwt.InvalidTokenError as exc:
+        raise _malformed(f"JWT claims are invalid ({type(exc).__name__})") from None
+    return VerifiedToken(claims, kid)
+
+
+class PyJwtVerifier(JwtVerifier):
+    """A TokenVerifier on the reference path: for agreement tests and benchmarks, not production."""
+
+    def verify(self, token: bytes | str) -> VerifiedToken:
+        return verify_with_pyjwt(
+            token,
+            self.keys,
+            issuer=self.issuer,
+            leeway_seconds=self.leeway_seconds,
+            verify_exp=self.verify_exp,
+            now=self.clock(),
+        )
+
+
+_KEYSTORE_OPTIONS = frozenset({"min_refetch_interval", "timeout"})
+_VERIFIER_OPTIONS = frozenset({"issuer", "leeway_seconds", "verify_exp", "clock"})
+
+
+def parse_sources(jwks_sources: Sequence[str] | str | None) -> list[str]:
+    """Sources as a list; a single string may hold several, separated by commas."""
+    if not jwks_sources:
+        return []
+    if isinstance(jwks_sources, str):
+        jwks_sources = jwks_sources.split(",")
+    return [s.strip() for s in jwks_sources if s and s.strip()]
+
+
+def build_verifier(jwks_sources: Sequence[str] | str | None, **kwargs: Any) -> JwtVerifier | None:
+    """A JwtVerifier over a KeyStore of these sources, or None when there are none.
+
+    Keyword arguments go to KeyStore (``min_refetch_interval``, ``timeout``) or JwtVerifier
+    (``issuer``, ``leeway_seconds``, ``verify_exp``, ``clock``). Raises JwksUnavailable when
+    a source cannot be loaded.
+    """
+    unknown = set(kwargs) - _KEYSTORE_OPTIONS - _VERIFIER_OPTIONS
+    if unknown:
+        raise TypeError(f"build_verifier() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    sources = parse_sources(jwks_sources)
+    if not sources:
+        return None
+    store = KeyStore(sources, **{k: v for k, v in kwargs.items() if k in _KEYSTORE_OPTIONS})
+    return JwtVerifier(store, **{k: v for k, v in kwargs.items() if k in _VERIFIER_OPTIONS})

@@ -1,0 +1,65 @@
+"""NormalizeEvents: decoded events -> rows of the event table (PII policy applied).
+
+Wraps ``pipeline.core.normalize.normalize`` and ``pipeline.core.pii.apply_pii``, then checks the
+row fits the file schema (``pipeline.parquet.validate_row``): a row that would fail the
+Parquet write is rejected here, while the original delivery is still at hand to be
+dead-lettered, instead of failing a whole file later.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import apache_beam as beam
+from apache_beam.pvalue import TaggedOutput
+
+from pipeline.core.errors import EventError
+from pipeline.core.normalize import normalize
+from pipeline.core.pii import PII_MODES, apply_pii
+from pipeline.parquet import validate_row
+from pipeline.transforms.common import DEAD_LETTER, PendingEvent, RejectCounters, counter, dead_letter_for
+
+STAGE = "NormalizeEvents"
+
+
+class _NormalizeFn(beam.DoFn):
+    def __init__(self, pii: str, pii_salt: str | None):
+        self._pii = pii
+        self._pii_salt = pii_salt
+
+    def setup(self) -> None:
+        self._normalized = counter("rows_normalized")
+        self._rejected = RejectCounters()
+
+    def process(self, pending: PendingEvent) -> Iterator[Any]:
+        decoded, delivery = pending
+        try:
+            row = normalize(decoded, received_at=delivery.received_at)
+            if self._pii != "keep":
+                row = apply_pii(row, self._pii, self._pii_salt)
+            validate_row(row)
+        except EventError as error:
+            self._rejected.inc(error.error_type)
+            yield TaggedOutput(DEAD_LETTER, dead_letter_for(STAGE, error, delivery))
+            return
+        self._normalized.inc()
+        yield row
+
+
+class NormalizeEvents(beam.PTransform):
+    """``PendingEvent`` -> row dict (``schemas.events.ROW_COLUMNS``).
+
+    Outputs: main (``rows``) and ``dead_letter`` (events that cannot be normalized, e.g.
+    ``bad_timestamp``, ``missing_field``, ``invalid_field``; the record holds the whole
+    original delivery, so one bad event of an envelope dead-letters that envelope's bytes).
+    """
+
+    def __init__(self, pii: str = "keep", pii_salt: str | None = None):
+        super().__init__()
+        if pii not in PII_MODES:
+            raise ValueError(f"pii must be one of {PII_MODES}, got {pii!r}")
+        if pii == "hash" and not pii_salt:
+            raise ValueError("pii='hash' needs a salt")
+        self._fn = _NormalizeFn(pii, pii_salt)
+
+    def expand(self, events: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        return events | "Normalize" >> beam.ParDo(self._fn).with_outputs(DEAD_LETTER, main="rows")

@@ -1,0 +1,67 @@
+"""VerifyAndDecode: raw deliveries -> decoded (and, when signed, verified) events.
+
+Wraps ``pipeline.core.decode.decode_delivery`` with the verifier of
+``pipeline.core.verify.build_verifier``. The JWKS is loaded in ``setup`` on each worker; if it
+cannot be loaded the DoFn raises (JwksUnavailable) and the runner retries, because a key
+host that is down is transient, not the event's fault. Only EventError is routed aside.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator, Sequence
+
+import apache_beam as beam
+from apache_beam.pvalue import TaggedOutput
+
+from pipeline.core.decode import DEFAULT_MAX_BYTES, decode_delivery
+from pipeline.core.errors import EventError
+from pipeline.core.verify import build_verifier
+from pipeline.transforms.common import DEAD_LETTER, Delivery, PendingEvent, RejectCounters, counter, dead_letter_for
+
+STAGE = "VerifyAndDecode"
+
+
+class _VerifyAndDecodeFn(beam.DoFn):
+    def __init__(self, jwks_sources: Sequence[str], allow_unsigned: bool, verifier_kwargs: dict[str, Any],
+                 max_bytes: int):
+        self._jwks_sources = list(jwks_sources)
+        self._allow_unsigned = allow_unsigned
+        self._verifier_kwargs = dict(verifier_kwargs)
+        self._max_bytes = max_bytes
+
+    def setup(self) -> None:
+        self._verifier = build_verifier(self._jwks_sources, **self._verifier_kwargs)
+        self._decoded = counter("events_decoded")
+        self._verified = counter("events_verified")
+        self._rejected = RejectCounters()
+
+    def process(self, delivery: Delivery) -> Iterator[Any]:
+        try:
+            events = decode_delivery(
+                delivery.raw, verifier=self._verifier, allow_unsigned=self._allow_unsigned,
+                max_bytes=self._max_bytes,
+            )
+        except EventError as error:
+            self._rejected.inc(error.error_type)
+            yield TaggedOutput(DEAD_LETTER, dead_letter_for(STAGE, error, delivery))
+            return
+        self._decoded.inc(len(events))
+        if events and events[0].signed:
+            self._verified.inc(len(events))
+        for event in events:
+            yield PendingEvent(event, delivery)
+
+
+class VerifyAndDecode(beam.PTransform):
+    """``Delivery`` -> ``PendingEvent`` per event (a Caliper envelope of N events gives N).
+
+    Outputs: main (``events``) and ``dead_letter`` (records for deliveries that do not decode,
+    fail verification, or are unsigned when that is not allowed).
+    """
+
+    def __init__(self, jwks_sources: Sequence[str] | None, *, allow_unsigned: bool,
+                 verifier_kwargs: dict[str, Any] | None = None, max_bytes: int = DEFAULT_MAX_BYTES):
+        super().__init__()
+        self._fn = _VerifyAndDecodeFn(jwks_sources or [], allow_unsigned, verifier_kwargs or {}, max_bytes)
+
+    def expand(self, deliveries: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        return deliveries | "Decode" >> beam.ParDo(self._fn).with_outputs(DEAD_LETTER, main="events")

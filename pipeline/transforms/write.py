@@ -1,0 +1,169 @@
+"""Window by arrival, then write hive-partitioned Parquet and JSON-lines dead letters.
+
+Files are written with a GroupByKey on the partition followed by a DoFn that writes one
+file per (partition, window, pane) through ``FileSystems`` (local and gs:// alike), not
+``fileio.WriteToFiles``, which loses data in nested ``key=value/`` directories (STACK.md
+trap 5). Each file is written to a dot-prefixed temp name in its final directory and then
+renamed, so readers only ever see complete files; names come from (window, pane, shard)
+only (``pipeline.parquet.part_file_name``), so a retried bundle overwrites its own earlier
+attempt. A write error raises: the runner retries the bundle.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any, Iterable, Iterator
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms import trigger, window
+from apache_beam.utils.timestamp import Duration
+
+from pipeline.core.partition import partition_path
+from pipeline.deadletter import encode_records
+from pipeline.parquet import (
+    MAX_ROWS_PER_FILE,
+    part_file_name,
+    rows_to_parquet_bytes,
+    shard,
+    sorted_rows,
+    temp_name_for,
+    window_date,
+)
+from pipeline.transforms.common import counter
+
+# Elements are stamped on arrival, so none should be late; if a runner still sees some
+# (e.g. held watermarks), they are written in a later pane (p1, p2...) instead of dropped.
+ALLOWED_LATENESS = Duration(seconds=7 * 24 * 3600)
+DEAD_LETTER_DIR_PREFIX = "arrival_date="
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a dot-prefixed temp file in the same directory + rename."""
+    directory, name = FileSystems.split(path)
+    temp = FileSystems.join(directory, temp_name_for(name, uuid.uuid4().hex[:12]))
+    try:
+        with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            handle.write(data)
+        FileSystems.rename([temp], [path])
+    except BaseException:
+        try:
+            if FileSystems.exists(temp):
+                FileSystems.delete([temp])
+        except Exception:  # noqa: BLE001 - the original error is the one to raise
+            pass
+        raise
+
+
+def _window_micros(win: Any) -> tuple[int, int]:
+    return win.start.micros, win.end.micros
+
+
+class WindowByArrival(beam.PTransform):
+    """Fixed windows of ``window_seconds`` over the arrival timestamps.
+
+    Fires when the watermark passes the window end, then once per late element (pane > 0)
+    within ALLOWED_LATENESS: late data is written, never dropped.
+    """
+
+    def __init__(self, window_seconds: int):
+        super().__init__()
+        if not isinstance(window_seconds, int) or window_seconds <= 0:
+            raise ValueError(f"window_seconds must be a positive int, got {window_seconds!r}")
+        self.window_seconds = window_seconds
+
+    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        return pcoll | "FixedWindows" >> beam.WindowInto(
+            window.FixedWindows(self.window_seconds),
+            trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
+            accumulation_mode=trigger.AccumulationMode.DISCARDING,
+            allowed_lateness=ALLOWED_LATENESS,
+        )
+
+
+class _WriteParquetFn(beam.DoFn):
+    def __init__(self, output: str, max_rows_per_file: int):
+        self._output = output
+        self._max_rows = max_rows_per_file
+
+    def setup(self) -> None:
+        self._rows_written = counter("rows_written")
+        self._files_written = counter("files_written")
+
+    def process(self, keyed: tuple[str, Iterable[dict[str, Any]]], win: Any = beam.DoFn.WindowParam,
+                pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[str]:
+        partition, rows = keyed
+        start, end = _window_micros(win)
+        directory = FileSystems.join(self._output, partition)
+        for index, chunk in enumerate(shard(sorted_rows(rows), self._max_rows)):
+            path = FileSystems.join(directory, part_file_name(start, end, pane.index, index))
+            write_atomically(path, rows_to_parquet_bytes(chunk))
+            self._rows_written.inc(len(chunk))
+            self._files_written.inc()
+            yield path
+
+
+def _partition_keyed(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return partition_path(row), row
+
+
+class WritePartitionedParquet(beam.PTransform):
+    """Windowed rows -> Parquet files ``{output}/event_date=D/event_name=N/part-...parquet``.
+
+    One file per partition per window per pane (more shards only past ``max_rows_per_file``).
+    Output: the paths written.
+    """
+
+    def __init__(self, output: str, max_rows_per_file: int = MAX_ROWS_PER_FILE):
+        super().__init__()
+        self.output = output
+        self.max_rows_per_file = max_rows_per_file
+
+    def expand(self, rows: beam.PCollection) -> beam.PCollection:
+        return (
+            rows
+            | "KeyByPartition" >> beam.Map(_partition_keyed).with_output_types(tuple[str, Any])
+            | "GroupByPartition" >> beam.GroupByKey()
+            | "WriteFiles" >> beam.ParDo(_WriteParquetFn(self.output, self.max_rows_per_file))
+        )
+
+
+class _WriteDeadLettersFn(beam.DoFn):
+    def __init__(self, output: str, max_records_per_file: int):
+        self._output = output
+        self._max = max_records_per_file
+
+    def setup(self) -> None:
+        self._written = counter("dead_letters_written")
+
+    def process(self, keyed: tuple[str, Iterable[dict[str, Any]]], win: Any = beam.DoFn.WindowParam,
+                pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[str]:
+        start, end = _window_micros(win)
+        records = sorted(keyed[1], key=lambda r: (r["failed_at"], r["payload"]))
+        directory = FileSystems.join(self._output, DEAD_LETTER_DIR_PREFIX + window_date(start))
+        for index, chunk in enumerate(shard(records, self._max)):
+            path = FileSystems.join(directory, part_file_name(start, end, pane.index, index, ".jsonl"))
+            write_atomically(path, encode_records(list(chunk)))
+            self._written.inc(len(chunk))
+            yield path
+
+
+class WriteDeadLetters(beam.PTransform):
+    """Windowed dead-letter records -> JSON-lines files
+    ``{output}/arrival_date=D/part-<start>-<end>-p<pane>-s<shard>.jsonl`` (D: window start date).
+
+    One file per window per pane. Output: the paths written.
+    """
+
+    def __init__(self, output: str, max_records_per_file: int = MAX_ROWS_PER_FILE):
+        super().__init__()
+        self.output = output
+        self.max_records_per_file = max_records_per_file
+
+    def expand(self, records: beam.PCollection) -> beam.PCollection:
+        return (
+            records
+            | "KeyByWindow" >> beam.Map(lambda record: ("dead_letters", record)).with_output_types(tuple[str, Any])
+            | "GroupByWindow" >> beam.GroupByKey()
+            | "WriteFiles" >> beam.ParDo(_WriteDeadLettersFn(self.output, self.max_records_per_file))
+        )

@@ -1,0 +1,12 @@
+-- Daily active users: distinct acting users per UTC day (event_date).
+-- System-generated events (background jobs) carry no user and are left out.
+-- Parameters: @start_date, @end_date (DATE, inclusive).
+SELECT
+  event_date,
+  COUNT(DISTINCT user_id) AS active_users,
+  COUNT(*) AS events
+FROM `${PROJECT}.${DATASET}.events`
+WHERE event_date BETWEEN @start_date AND @end_date
+  AND user_id IS NOT NULL
+GROUP BY event_date
+ORDER BY event_date

@@ -1,0 +1,13 @@
+-- Activity per course per UTC day: events and distinct acting users.
+-- Only events raised in a course context (context_type 'Course'); both formats fill it.
+-- Parameters: @start_date, @end_date (DATE, inclusive).
+SELECT
+  event_date,
+  context_id AS course_id,
+  COUNT(*) AS events,
+  COUNT(DISTINCT user_id) AS active_users
+FROM `${PROJECT}.${DATASET}.events`
+WHERE event_date BETWEEN @start_date AND @end_date
+  AND context_type = 'Course'
+GROUP BY event_date, course_id
+ORDER BY event_date, events DESC, course_id

@@ -1,0 +1,63 @@
+"""Session fixtures shared by every test package: the real Pub/Sub and GCS emulators.
+
+Each emulator starts lazily, the first time a test asks for it, and stops at the end of the
+session (its whole process group; see pipeline/devtools/emulators.py).
+
+Environment: when an emulator starts, the fixture puts its variables (``PUBSUB_EMULATOR_HOST``,
+``PUBSUB_PROJECT_ID``; ``STORAGE_EMULATOR_HOST``) into ``os.environ`` for the rest of the
+session and restores the previous values at the end. Client libraries (google-cloud-pubsub,
+Beam's ReadFromPubSub/gcsio, google-cloud-storage) read these when a client is created, so code
+under test that runs in-process (a DirectRunner pipeline) finds the emulator without plumbing.
+This is safe because nothing in this suite talks to real Google Cloud: a test that needs *no*
+emulator and creates a Pub/Sub client would also reach the emulator, never production. Tests
+that need a private emulator (e.g. one they stop and restart) create their own
+``PubSubEmulator`` and pass its ``env()`` to the subprocess they test.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import pytest
+
+from pipeline.devtools.emulators import GcsEmulator, PubSubEmulator
+
+
+def _export(env: dict[str, str]) -> dict[str, str | None]:
+    previous = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    return previous
+
+
+def _restore(previous: dict[str, str | None]) -> None:
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator() -> Iterator[PubSubEmulator]:
+    """The real Pub/Sub emulator (project ``demo-project``), shared by the session."""
+    emulator = PubSubEmulator()
+    emulator.start()
+    previous = _export(emulator.env())
+    try:
+        yield emulator
+    finally:
+        _restore(previous)
+        emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator() -> Iterator[GcsEmulator]:
+    """gcp-storage-emulator in memory, shared by the session; create your own buckets."""
+    emulator = GcsEmulator()
+    emulator.start()
+    previous = _export(emulator.env())
+    try:
+        yield emulator
+    finally:
+        _restore(previous)
+        emulator.stop()

@@ -1,0 +1,170 @@
+"""The example queries in sql/: valid BigQuery, and right answers on real pipeline output.
+
+Each query is parsed with sqlglot's BigQuery dialect, checked for the partition filter the
+external table requires, transpiled to DuckDB and run against the Parquet that the batch
+pipeline wrote (``events_db``). Expected answers come from the generated facts
+(``tests/deploy/activity.py``), computed here in plain Python, never from SQL.
+"""
+from __future__ import annotations
+
+import shutil
+from collections import Counter, defaultdict
+from datetime import date
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from schemas.events import FILE_SCHEMA
+from tests.deploy.activity import DAYS, Fact
+from tests.deploy.conftest import PipelineOutput, connect_events
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+PLACEHOLDER_TABLE = "${PROJECT}.${DATASET}.events"
+QUERIES = ("daily_active_users", "events_per_course_per_day", "assignment_activity",
+           "logins_per_local_hour", "duplicate_events")
+RANGE = {"start_date": DAYS[0], "end_date": DAYS[-1]}
+
+
+def parse(name: str) -> exp.Expression:
+    return sqlglot.parse_one((SQL_DIR / f"{name}.sql").read_text(), read="bigquery")
+
+
+def to_duckdb(name: str) -> str:
+    """The query in DuckDB SQL, reading the local ``events`` view instead of the BigQuery table."""
+    tree = parse(name)
+    for table in list(tree.find_all(exp.Table)):
+        if table.sql("bigquery") == f"`{PLACEHOLDER_TABLE}`":
+            table.replace(exp.to_table("events"))
+    return tree.sql("duckdb")
+
+
+def run(db: duckdb.DuckDBPyConnection, name: str, **params: Any) -> list[dict[str, Any]]:
+    cursor = db.execute(to_duckdb(name), params)
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+def in_range(facts: list[Fact]) -> list[Fact]:
+    return [f for f in facts if DAYS[0] <= f.event_time.date() <= DAYS[-1]]
+
+
+def test_every_sql_file_is_covered() -> None:
+    assert sorted(p.stem for p in SQL_DIR.glob("*.sql")) == sorted(QUERIES)
+
+
+@pytest.mark.parametrize("name", QUERIES)
+def test_query_is_bigquery_sql_over_the_events_table_with_a_partition_filter(name: str) -> None:
+    tree = parse(name)
+    assert isinstance(tree, (exp.Select, exp.Query)), type(tree)
+    tables = {t.sql("bigquery") for t in tree.find_all(exp.Table)} - {"assignment_events"}
+    assert tables == {f"`{PLACEHOLDER_TABLE}`"}
+    # require_hive_partition_filter: the WHERE that reads the table must bound event_date.
+    filtered = [w for w in tree.find_all(exp.Where)
+                if any(c.name == "event_date" for c in w.find_all(exp.Column))
+                and any(isinstance(p, exp.Parameter) or isinstance(p, exp.Placeholder) for p in w.walk())]
+    assert filtered, f"{name}.sql does not filter on event_date"
+    # Round trip: what sqlglot understood prints back as BigQuery that parses again.
+    again = sqlglot.parse_one(tree.sql("bigquery"), read="bigquery")
+    assert again.sql("bigquery", comments=False) == tree.sql("bigquery", comments=False)
+
+
+def test_output_files_carry_the_schema_the_external_table_declares(pipeline_output: PipelineOutput) -> None:
+    files = list(pipeline_output.output.rglob("*.parquet"))
+    for path in files[:20]:
+        schema = pq.read_schema(path)
+        assert [(f.name, f.type, f.nullable) for f in schema] == [
+            (f.name, f.type, f.nullable) for f in FILE_SCHEMA], path
+        assert path.parent.name.startswith("event_name=") and path.parent.parent.name.startswith("event_date=")
+
+
+def test_daily_active_users(events_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
+    facts = in_range(pipeline_output.facts)
+    users: dict[date, set[str]] = defaultdict(set)
+    counts: Counter[date] = Counter()
+    for f in facts:
+        users[f.event_time.date()].add(f.user_id)
+        counts[f.event_time.date()] += 1
+    expected = [{"event_date": d, "active_users": len(users[d]), "events": counts[d]} for d in sorted(users)]
+    assert run(events_db, "daily_active_users", **RANGE) == expected
+    assert len(expected) == len(DAYS)
+
+
+def test_events_per_course_per_day(events_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
+    events: Counter[tuple[date, str]] = Counter()
+    users: dict[tuple[date, str], set[str]] = defaultdict(set)
+    for f in in_range(pipeline_output.facts):
+        if f.course_id:
+            key = (f.event_time.date(), f.course_id)
+            events[key] += 1
+            users[key].add(f.user_id)
+    expected = sorted(
+        ({"event_date": d, "course_id": c, "events": n, "active_users": len(users[(d, c)])}
+         for (d, c), n in events.items()),
+        key=lambda r: (r["event_date"], -r["events"], r["course_id"]))
+    assert run(events_db, "events_per_course_per_day", **RANGE) == expected
+    assert len(expected) >= 6
+
+
+def test_assignment_activity(events_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
+    facts = [f for f in in_range(pipeline_output.facts) if f.assignment_id]
+    assert {f.source_format for f in facts if f.event_name == "submission_created"} == {"canvas", "caliper"}
+    assert {f.source_format for f in facts if f.event_name == "grade_change"} == {"canvas", "caliper"}
+    expected = []
+    for assignment in sorted({f.assignment_id for f in facts}):
+        mine = [f for f in facts if f.assignment_id == assignment]
+        submissions = [f for f in mine if f.event_name == "submission_created"]
+        expected.append({
+            "assignment_id": assignment,
+            "submissions": len(submissions),
+            "submitters": len({f.user_id for f in submissions}),
+            "submission_updates": 0,
+            "grade_changes": sum(f.event_name == "grade_change" for f in mine),
+        })
+    assert run(events_db, "assignment_activity", **RANGE) == expected
+
+
+@pytest.mark.parametrize("default_time_zone", ["UTC", "America/New_York"])
+def test_logins_per_local_hour(events_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput,
+                               default_time_zone: str) -> None:
+    logins: Counter[int] = Counter()
+    users: dict[int, set[str]] = defaultdict(set)
+    for f in in_range(pipeline_output.facts):
+        if f.event_name == "logged_in":
+            hour = f.event_time.astimezone(ZoneInfo(f.time_zone or default_time_zone)).hour
+            logins[hour] += 1
+            users[hour].add(f.user_id)
+    expected = [{"local_hour": h, "logins": logins[h], "users": len(users[h])} for h in sorted(logins)]
+    got = run(events_db, "logins_per_local_hour", **RANGE, default_time_zone=default_time_zone)
+    assert got == expected
+    # Both the user's own zone and the fallback are exercised.
+    login_facts = [f for f in in_range(pipeline_output.facts) if f.event_name == "logged_in"]
+    assert any(f.time_zone for f in login_facts) and any(not f.time_zone for f in login_facts)
+
+
+def test_duplicate_events_none_after_the_pipeline_deduped(events_db: duckdb.DuckDBPyConnection) -> None:
+    assert run(events_db, "duplicate_events", start_date=date(2000, 1, 1), end_date=date(2100, 1, 1)) == []
+
+
+def test_duplicate_events_finds_rows_written_twice(pipeline_output: PipelineOutput, tmp_path: Path) -> None:
+    """A second copy of one output file (as a replay over written data would leave) is reported."""
+    copy = tmp_path / "out"
+    shutil.copytree(pipeline_output.output, copy)
+    logins = sorted(copy.glob("event_date=2031-03-02/event_name=logged_in/*.parquet"))
+    assert logins
+    duplicated = logins[0]
+    shutil.copy(duplicated, duplicated.with_name("copy-" + duplicated.name))
+    table = pq.read_table(duplicated)
+    expected = sorted(
+        ({"event_id": row["event_id"], "event_date": date(2031, 3, 2), "event_name": "logged_in", "copies": 2,
+          "first_received_at": row["received_at"], "last_received_at": row["received_at"]}
+         for row in table.to_pylist()),
+        key=lambda r: r["event_id"])
+    got = run(connect_events(copy), "duplicate_events", **RANGE)
+    assert got == expected
+    assert got

@@ -1,0 +1,60 @@
+"""Edge verification on (JWKS_URL set): only tokens signed with a configured key get in."""
+from __future__ import annotations
+
+import pytest
+
+from pipeline.devtools.emulators import FunctionServer, PubSubEmulator, free_port
+from pipeline.samples import sample_payloads
+from pipeline.signing import DemoSigner
+from tests.receiver.client import post
+from tests.receiver.conftest import unique
+
+pytestmark = pytest.mark.slow
+
+
+def test_good_tokens_pass_forged_ones_get_401_and_are_not_published(
+    verifying_receiver: FunctionServer,
+    pubsub_emulator: PubSubEmulator,
+    verifying_topic: str,
+    signer: DemoSigner,
+) -> None:
+    subscription = pubsub_emulator.create_subscription(verifying_topic, unique("verified-sub"))
+    canvas, caliper = sample_payloads("canvas")[0], sample_payloads("caliper")[0]
+    good = [signer.sign(canvas), signer.sign(caliper)]
+    impostor = DemoSigner(kid=signer.kid)  # same kid, different key
+    cases = [
+        (impostor.sign(canvas), "bad_signature"),
+        (good[0].rsplit(b".", 1)[0] + b"." + impostor.sign(canvas).rsplit(b".", 1)[1], "bad_signature"),
+        (DemoSigner(kid="not-in-jwks").sign(canvas), "unknown_kid"),
+        (signer.sign(canvas, headers={"kid": None}), "missing_kid"),
+        (signer.sign(canvas, alg="PS256"), "alg_not_allowed"),
+        (signer.sign({**canvas, "iss": "https://evil.example"}), "bad_issuer"),
+        (signer.sign({**canvas, "exp": 1_000_000_000}), "expired"),
+    ]
+    for token in good:
+        reply = post(verifying_receiver.url, token, content_type="application/jwt")
+        assert reply.status == 202, reply.body
+    for token, error in cases:
+        reply = post(verifying_receiver.url, token, content_type="application/jwt")
+        assert (reply.status, reply.json) == (401, {"status": "rejected", "error": error})
+    unsigned = post(verifying_receiver.url, b'{"metadata": {}, "body": {}}')
+    assert (unsigned.status, unsigned.json["error"]) == (401, "unsigned_not_allowed")
+    malformed = post(verifying_receiver.url, b"bm90IGpzb24.eyJhIjoxfQ.c2ln")
+    assert (malformed.status, malformed.json["error"]) == (400, "malformed_jwt")
+
+    messages = pubsub_emulator.pull(subscription, max_messages=len(good) + 1, timeout=1.5)
+    assert sorted(m.data for m in messages) == sorted(good)
+    for message in messages:
+        assert dict(message.attributes)["kid"] == signer.kid
+        assert message.attributes["signed"] == "true" and message.attributes["edge_verified"] == "true"
+
+
+def test_unreachable_jwks_gives_503_so_the_sender_retries(
+    pubsub_emulator: PubSubEmulator, verifying_topic: str, signer: DemoSigner
+) -> None:
+    nothing_listens = f"http://127.0.0.1:{free_port()}/jwks.json"
+    env = {**pubsub_emulator.env(), "PUBSUB_TOPIC": verifying_topic, "JWKS_URL": nothing_listens}
+    with FunctionServer(env) as server:
+        reply = post(server.url, signer.sign(sample_payloads("canvas")[0]))
+        assert (reply.status, reply.json) == (503, {"status": "unavailable", "error": "jwks_unavailable"})
+        assert "error_type=JwksUnavailable" in server.log_text()
