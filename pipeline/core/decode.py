@@ -112,10 +112,14 @@ def decode_delivery(
         if not allow_unsigned:
             raise EventError("unsigned_not_allowed", "unsigned JSON delivery and unsigned input is not allowed")
         return split_events(parse_json_object(body), signed=False)
-    if is_compact_jws(body):
-        if verifier is None:
-            raise EventError("no_jwks_configured", "signed delivery but no JWKS source is configured")
+    # Two dots is enough to hand the body to the verifier, which checks the structure strictly
+    # (a regex here cost ~2.5 us a body on the hot path).
+    if verifier is not None and body.count(b".") == 2:
         token = verifier.verify(body)
-        claims = {k: v for k, v in token.claims.items() if k not in REGISTERED_CLAIMS}
+        claims = token.claims
+        if not REGISTERED_CLAIMS.isdisjoint(claims):
+            claims = {k: v for k, v in claims.items() if k not in REGISTERED_CLAIMS}
         return split_events(claims, signed=True, kid=token.kid)
+    if is_compact_jws(body):
+        raise EventError("no_jwks_configured", "signed delivery but no JWKS source is configured")
     raise EventError("unknown_format", f"body of {len(body)} bytes is neither JSON nor a compact JWS")
