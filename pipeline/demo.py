@@ -1,0 +1,410 @@
+"""The whole system on one machine, on the sample corpus: ``python -m pipeline.demo`` (``make demo``).
+
+What it runs, all locally and all real (no cloud account needed):
+
+1. the Pub/Sub emulator, a topic and the pipeline's subscription;
+2. a loopback HTTP server publishing the JWKS of a freshly generated demo signing key
+   (the stand-in for Canvas's public JWKS URL);
+3. the receiver Cloud Function under functions-framework, publishing to the topic (edge
+   verification off, the default deployment: the pipeline verifies, so forged events end up
+   in the dead letters where they can be inspected);
+4. the Beam pipeline, streaming, on the BundleBasedDirectRunner (``python -m pipeline.main``).
+
+It then replays the corpus to the receiver over HTTP, each event signed like Canvas signs it,
+with exact retries, re-signed duplicates, forged tokens and one non-event mixed in; waits
+(with a deadline) until the Parquet output holds every distinct event; prints a summary
+queried with DuckDB; and stops everything it started, also on Ctrl-C or SIGTERM.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import http.server
+import json
+import os
+import queue
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from pipeline.core.decode import decode_delivery
+from pipeline.core.errors import EventError
+from pipeline.core.identity import dedupe_key
+from pipeline.core.normalize import normalize
+from pipeline.devtools.emulators import FunctionServer, PubSubEmulator, _ServerProcess, free_port, wait_until
+from pipeline.samples import sample_payloads
+from pipeline.signing import DemoSigner
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CANVAS_ISSUER = "https://live-events.canvas.instructure.com"
+TOPIC = "canvas-live-events"
+SUBSCRIPTION = "canvas-pipeline"
+
+
+class Interrupted(Exception):
+    """SIGTERM, turned into an exception so that the cleanup in ``finally`` runs."""
+
+
+@dataclass
+class Delivery:
+    body: bytes
+    kind: str  # "event", "retry", "resigned", "forged", "garbage"
+
+
+@dataclass
+class Plan:
+    deliveries: list[Delivery]
+    expected_keys: set[str]  # dedupe keys the output must hold, each once
+    valid_events_posted: int  # events in validly signed deliveries, duplicates included
+    normalize_rejections: int  # events the normalizer will dead-letter
+    forged: int
+
+
+@dataclass
+class Replay:
+    statuses: Counter[int] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
+def signed(signer: DemoSigner, payload: dict[str, Any], iat: int) -> bytes:
+    return signer.sign({**payload, "iss": CANVAS_ISSUER, "iat": iat})
+
+
+def plan_deliveries(payloads: list[dict[str, Any]], *, duplicates: int, forged: int, seed: int,
+                    signer: DemoSigner) -> Plan:
+    """The bodies to post, shuffled, and what the output must then contain (via the pure core)."""
+    rng = random.Random(seed)
+    now = int(time.time())
+    events = [Delivery(signed(signer, p, now), "event") for p in payloads]
+    picks = rng.sample(range(len(payloads)), min(duplicates, len(payloads)))
+    half = len(picks) // 2
+    retries = [Delivery(events[i].body, "retry") for i in picks[:half]]  # a sender retry: same bytes
+    resigned = [Delivery(signed(signer, payloads[i], now + 1), "resigned") for i in picks[half:]]  # new bytes
+    impostor = DemoSigner(kid=signer.kid)  # same kid, another key: bad_signature
+    stranger = DemoSigner(kid="not-a-canvas-key")  # unknown_kid
+    fakes = [
+        Delivery(signed(impostor if i % 2 == 0 else stranger, payloads[rng.randrange(len(payloads))], now), "forged")
+        for i in range(forged)
+    ]
+    garbage = [Delivery(b"<html>not a live event</html>", "garbage")]  # refused by the receiver (400)
+    deliveries = events + retries + resigned + fakes + garbage
+    rng.shuffle(deliveries)
+
+    keys: set[str] = set()
+    valid_events = rejections = 0
+    counts = Counter(i for i in picks)
+    for index, payload in enumerate(payloads):
+        for event in decode_delivery(json.dumps(payload).encode(), verifier=None, allow_unsigned=True):
+            copies = 1 + counts[index]
+            valid_events += copies
+            try:
+                keys.add(dedupe_key(normalize(event)))
+            except EventError:
+                rejections += copies
+    return Plan(deliveries, keys, valid_events, rejections, forged)
+
+
+class JwksServer:
+    """Serves a JWK Set at http://127.0.0.1:PORT/jwks.json from a thread (Canvas's public JWKS URL)."""
+
+    def __init__(self, jwks: dict[str, Any]):
+        document = json.dumps(jwks).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                if self.path != "/jwks.json":
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(document)))
+                self.end_headers()
+                self.wfile.write(document)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/jwks.json"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="jwks", daemon=True)
+
+    def start(self) -> "JwksServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class PipelineProcess(_ServerProcess):
+    """``python -m pipeline.main`` streaming from the emulator, in its own process group."""
+
+    def __init__(self) -> None:
+        super().__init__("pipeline")
+
+    def start_pipeline(self, *, subscription: str, output: Path, dead_letters: Path, jwks_url: str,
+                       window_seconds: int, env: dict[str, str]) -> None:
+        argv = [
+            sys.executable, "-m", "pipeline.main",
+            "--runner=BundleBasedDirectRunner", "--streaming",
+            f"--input_subscription={subscription}",
+            f"--output={output}", f"--dead_letter_output={dead_letters}",
+            f"--jwks_url={jwks_url}", f"--window_seconds={window_seconds}",
+        ]
+        pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        self.start(argv, {**env, "PYTHONPATH": pythonpath})
+
+
+def post_all(url: str, deliveries: list[Delivery], *, concurrency: int,
+             progress: Callable[[int, int], None]) -> Replay:
+    """POST every body on ``concurrency`` keep-alive connections; count the status codes."""
+    work: queue.Queue[Delivery | None] = queue.Queue()
+    for delivery in deliveries:
+        work.put(delivery)
+    replay = Replay()
+    lock = threading.Lock()
+    done = [0]
+    parts = urlsplit(url)
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        try:
+            while True:
+                try:
+                    delivery = work.get_nowait()
+                except queue.Empty:
+                    return
+                status = -1
+                for _attempt in range(5):  # like Canvas: retry what did not get a 2xx/4xx
+                    try:
+                        conn.request("POST", "/", body=delivery.body, headers={"Content-Type": "application/jwt"})
+                        response = conn.getresponse()
+                        response.read()
+                        status = response.status
+                    except (OSError, http.client.HTTPException):
+                        conn.close()
+                        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+                        continue
+                    if status < 500:
+                        break
+                with lock:
+                    replay.statuses[status] += 1
+                    done[0] += 1
+                    progress(done[0], len(deliveries))
+        finally:
+            conn.close()
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    replay.seconds = time.monotonic() - started
+    return replay
+
+
+def bar(done: int, total: int, width: int = 30) -> str:
+    filled = width * done // total if total else width
+    return "[" + "#" * filled + "-" * (width - filled) + f"] {done}/{total}"
+
+
+def parquet_glob(output: Path) -> str:
+    return f"{output}/**/*.parquet"
+
+
+def visible_files(directory: Path, suffix: str) -> list[Path]:
+    """Finished files only: writers use dot-prefixed temp names, renamed when complete."""
+    if not directory.exists():
+        return []
+    return [p for p in directory.rglob(f"*{suffix}") if not any(part.startswith(".") for part in p.relative_to(directory).parts)]
+
+
+def output_state(output: Path, dead_letters: Path) -> tuple[int, int, int]:
+    """(rows, distinct event keys, dead-letter records) in the output so far."""
+    import duckdb
+
+    files = visible_files(output, ".parquet")
+    rows = distinct = 0
+    if files:
+        listing = ", ".join(f"'{p}'" for p in files)
+        rows, distinct = duckdb.sql(
+            f"select count(*), count(distinct (request_id, job_id, event_id)) "
+            f"from read_parquet([{listing}], hive_partitioning=true)"
+        ).fetchone()
+    records = sum(len(p.read_bytes().splitlines()) for p in visible_files(dead_letters, ".jsonl"))
+    return int(rows), int(distinct), records
+
+
+def summary(output: Path, dead_letters: Path, plan: Plan, replay: Replay, seconds: float) -> str:
+    import duckdb
+
+    files = visible_files(output, ".parquet")
+    listing = ", ".join(f"'{p}'" for p in files)
+    by_name = duckdb.sql(
+        f"select event_name, count(*) as n from read_parquet([{listing}], hive_partitioning=true) "
+        "group by 1 order by n desc, event_name"
+    ).fetchall()
+    rows, distinct, _ = output_state(output, dead_letters)
+    dl_files = visible_files(dead_letters, ".jsonl")
+    by_reason: list[tuple[str, str, int]] = []
+    if dl_files:
+        dl_listing = ", ".join(f"'{p}'" for p in dl_files)
+        by_reason = duckdb.sql(
+            f"select stage, error_type, count(*) as n from read_json([{dl_listing}], format='newline_delimited') "
+            "group by 1, 2 order by n desc, error_type"
+        ).fetchall()
+    kinds = Counter(d.kind for d in plan.deliveries)
+    lines = [
+        "",
+        f"posted {len(plan.deliveries)} deliveries in {replay.seconds:.1f} s: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
+        "receiver answered: " + ", ".join(f"{n} x HTTP {s}" for s, n in sorted(replay.statuses.items())),
+        "",
+        f"rows per event_name ({rows} rows, {distinct} distinct events, {len(by_name)} event names):",
+        *(f"  {name:<40} {n:>5}" for name, n in by_name),
+        "",
+        f"duplicates dropped: {plan.valid_events_posted - plan.normalize_rejections - rows} "
+        f"({plan.valid_events_posted} validly signed events posted, {rows} rows written)",
+        "dead letters by reason:",
+        *(f"  {stage:<12} {error_type:<24} {n:>5}" for stage, error_type, n in by_reason),
+        "",
+        f"Parquet (hive-partitioned): {output}/",
+        f"dead letters (JSON lines):  {dead_letters}/",
+        f"query it: duckdb -c \"select event_name, count(*) from read_parquet('{parquet_glob(output)}', "
+        "hive_partitioning=true) group by 1\"",
+        f"done in {seconds:.0f} s",
+    ]
+    return "\n".join(lines)
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def run_demo(args: argparse.Namespace, out: Callable[[str], None]) -> int:
+    started = time.monotonic()
+    output_root = Path(args.output).resolve()
+    workdir = Path(args.workdir).resolve()
+    for directory in (output_root, workdir):
+        shutil.rmtree(directory, ignore_errors=True)  # the demo's own directories, from an earlier run
+    workdir.mkdir(parents=True)
+    output, dead_letters = output_root / "events", output_root / "dead-letters"
+
+    signer = DemoSigner(kid="demo-key-1")
+    payloads = sample_payloads()
+    plan = plan_deliveries(payloads, duplicates=args.duplicates, forged=args.forged, seed=args.seed, signer=signer)
+    out(f"corpus: {len(payloads)} payloads -> {len(plan.expected_keys)} distinct events expected")
+
+    stack: list[tuple[str, Callable[[], None]]] = []  # what to stop, in reverse order
+    pids: list[int] = []
+    try:
+        jwks = JwksServer(signer.jwks()).start()
+        stack.append(("JWKS server", jwks.stop))
+        out(f"JWKS served at {jwks.url}")
+
+        emulator = PubSubEmulator(project="demo-project")
+        stack.append(("Pub/Sub emulator", emulator.stop))
+        emulator.start()
+        pids.append(emulator.pid or -1)
+        topic = emulator.create_topic(TOPIC)
+        subscription = emulator.create_subscription(topic, SUBSCRIPTION)
+        out(f"Pub/Sub emulator on {emulator.host} (pid {emulator.pid}): {topic}")
+
+        pipeline = PipelineProcess()
+        stack.append(("pipeline", pipeline.stop))
+        pipeline.start_pipeline(
+            subscription=subscription, output=output, dead_letters=dead_letters, jwks_url=jwks.url,
+            window_seconds=args.window_seconds, env={**os.environ, **emulator.env()},
+        )
+        pids.append(pipeline.proc.pid if pipeline.proc else -1)
+        out(f"pipeline started (pid {pids[-1]}), {args.window_seconds} s windows, log {pipeline.log_path}")
+
+        receiver = FunctionServer({**emulator.env(), "PUBSUB_TOPIC": topic})
+        stack.append(("receiver", receiver.stop))
+        receiver.start()
+        pids.append(receiver.pid or -1)
+        out(f"receiver on {receiver.url} (pid {receiver.pid})")
+
+        def progress(done: int, total: int) -> None:
+            sys.stdout.write(f"\rposting   {bar(done, total)}")
+            sys.stdout.flush()
+
+        replay = post_all(receiver.url, plan.deliveries, concurrency=8, progress=progress)
+        sys.stdout.write("\n")
+        failed = sum(n for s, n in replay.statuses.items() if s >= 500 or s < 0)
+        if failed:
+            out(f"error: {failed} deliveries were not accepted by the receiver")
+            return 1
+
+        expected = len(plan.expected_keys)
+        wait_started = time.monotonic()
+        state = [(0, 0, 0)]
+
+        def complete() -> bool:
+            if pipeline.exit_reason():
+                raise RuntimeError(f"the pipeline stopped: {pipeline.exit_reason()}")
+            state[0] = output_state(output, dead_letters)
+            rows, distinct, dead = state[0]
+            sys.stdout.write(
+                f"\rwaiting   {bar(min(distinct, expected), expected)} events in Parquet, "
+                f"{dead} dead letters, {time.monotonic() - wait_started:.0f} s "
+            )
+            sys.stdout.flush()
+            return distinct >= expected and dead >= plan.forged
+
+        try:
+            wait_until(complete, timeout=args.deadline, what="the Parquet output", interval=1.0)
+        except TimeoutError:
+            sys.stdout.write("\n")
+            out(f"pipeline log tail:\n{pipeline.log_tail()}")
+            raise
+        sys.stdout.write("\n")
+        out(summary(output, dead_letters, plan, replay, time.monotonic() - started))
+        return 0
+    finally:
+        for name, stop in reversed(stack):
+            try:
+                stop()
+            except Exception as exc:  # keep stopping the rest
+                out(f"warning: stopping the {name} failed: {exc}")
+        out(f"stopped everything the demo started (pids {' '.join(map(str, pids))})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", default="demo-output", help="output directory, replaced (default demo-output)")
+    parser.add_argument("--workdir", default=".demo", help="scratch directory, replaced (default .demo)")
+    parser.add_argument("--window-seconds", type=int, default=5, help="pipeline window length (default 5)")
+    parser.add_argument("--duplicates", type=int, default=30, help="duplicate deliveries mixed in (default 30)")
+    parser.add_argument("--forged", type=int, default=4, help="forged deliveries mixed in (default 4)")
+    parser.add_argument("--seed", type=int, default=7, help="shuffle seed (default 7)")
+    parser.add_argument("--deadline", type=float, default=150.0, help="seconds to wait for the output (default 150)")
+    args = parser.parse_args(argv)
+
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        return run_demo(args, lambda line: print(line, flush=True))
+    except (KeyboardInterrupt, Interrupted):
+        print("\ninterrupted; everything the demo started has been stopped", file=sys.stderr)
+        return 130
+    except (TimeoutError, RuntimeError) as exc:
+        print(f"\ndemo failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
