@@ -1,7 +1,7 @@
 # Deploy to Google Cloud: the bucket, Pub/Sub, service accounts and roles, the receiver function,
 # the Dataflow Flex Template (image + spec) and its job, the BigQuery external table.
 # Included from the main Makefile. Every setting is a variable with a default derived from
-# PROJECT (table in docs/deploy.md), e.g.
+# PROJECT (table in README.md, "Deploy to Google Cloud"), e.g.
 #     make pubsub-setup PROJECT=my-project
 #     make template-run PROJECT=my-project DRY_RUN=1    # print the commands, run nothing
 # With DRY_RUN=1 each remote command is printed (one shell-quoted line each) instead of run;
@@ -65,7 +65,7 @@ DRY_RUN_PRINT := $(PYTHON) -c 'import shlex, sys; print(" ".join(a if a == "<" e
 RUN = $(if $(DRY_RUN),@$(DRY_RUN_PRINT),)
 LT = $(if $(DRY_RUN),'<',<)
 # $(call require,VAR ...): stop before running anything when a setting is empty.
-require = $(foreach v,$(1),$(if $(strip $($(v))),,$(error $(v) is not set: run e.g. `make $@ $(v)=...` (settings: docs/deploy.md))))
+require = $(foreach v,$(1),$(if $(strip $($(v))),,$(error $(v) is not set: run e.g. `make $@ $(v)=...` (settings: README.md, "Deploy to Google Cloud"))))
 # $(call unless_exists,DESCRIBE-COMMAND): skip a create when the resource is already there.
 # Dry runs print only the create command.
 unless_exists = $(if $(DRY_RUN),,$(1) >/dev/null 2>&1 ||)
@@ -102,7 +102,7 @@ artifact-repo:
 # message that was delivered MAX_DELIVERY_ATTEMPTS times without an ack to DEAD_LETTER_TOPIC
 # (a backstop: the pipeline routes bad deliveries to its own dead-letter output and acks them),
 # where DEAD_LETTER_SUBSCRIPTION keeps them. ARCHIVE_SUBSCRIPTION writes every raw body, one
-# per line, to gs://BUCKET/ARCHIVE_PREFIX for replays (docs/deploy.md).
+# per line, to gs://BUCKET/ARCHIVE_PREFIX for replays (README.md, "Deploy to Google Cloud").
 pubsub-setup:
 	$(call require,PROJECT TOPIC SUBSCRIPTION DEAD_LETTER_TOPIC DEAD_LETTER_SUBSCRIPTION ARCHIVE_SUBSCRIPTION BUCKET ACK_DEADLINE MESSAGE_RETENTION MAX_DELIVERY_ATTEMPTS PROJECT_NUMBER)
 	$(call unless_exists,gcloud pubsub topics describe $(TOPIC) --project=$(PROJECT)) $(RUN) gcloud pubsub topics create $(TOPIC) --project=$(PROJECT)
@@ -115,7 +115,7 @@ pubsub-setup:
 	$(RUN) gcloud storage buckets add-iam-policy-binding gs://$(BUCKET) --project=$(PROJECT) --member=$(PUBSUB_AGENT) --role=roles/storage.legacyBucketReader
 	$(call unless_exists,gcloud pubsub subscriptions describe $(ARCHIVE_SUBSCRIPTION) --project=$(PROJECT)) $(RUN) gcloud pubsub subscriptions create $(ARCHIVE_SUBSCRIPTION) --project=$(PROJECT) --topic=$(TOPIC) --expiration-period=never --cloud-storage-bucket=$(BUCKET) --cloud-storage-file-prefix=$(ARCHIVE_PREFIX) --cloud-storage-file-datetime-format=YYYY-MM-DD/hh_mm_ssZ --cloud-storage-file-suffix=.jsonl --cloud-storage-max-duration=10m --cloud-storage-output-format=text
 
-# Service accounts and the least roles each part needs (docs/deploy.md explains each one).
+# Service accounts and the least roles each part needs (README.md, "Deploy to Google Cloud" explains each one).
 iam:
 	$(call require,PROJECT REGION BUCKET TOPIC SUBSCRIPTION REPOSITORY RECEIVER_SA_NAME RECEIVER_SA DATAFLOW_SA_NAME DATAFLOW_SA)
 	$(call unless_exists,gcloud iam service-accounts describe $(RECEIVER_SA) --project=$(PROJECT)) $(RUN) gcloud iam service-accounts create $(RECEIVER_SA_NAME) --project=$(PROJECT)

@@ -48,6 +48,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CANVAS_ISSUER = "https://live-events.canvas.instructure.com"
 TOPIC = "canvas-live-events"
 SUBSCRIPTION = "canvas-pipeline"
+TOP_EVENT_NAMES = 12
 
 
 class Interrupted(Exception):
@@ -241,7 +242,7 @@ def output_state(output: Path, dead_letters: Path) -> tuple[int, int, int]:
         rows, distinct = duckdb.sql(
             f"select count(*), count(distinct (request_id, job_id, event_id)) "
             f"from read_parquet([{listing}], hive_partitioning=true)"
-        ).fetchone()
+        ).fetchall()[0]
     records = sum(len(p.read_bytes().splitlines()) for p in visible_files(dead_letters, ".jsonl"))
     return int(rows), int(distinct), records
 
@@ -272,7 +273,9 @@ def summary(output: Path, dead_letters: Path, plan: Plan, replay: Replay, second
         "receiver answered: " + ", ".join(f"{n} x HTTP {s}" for s, n in sorted(replay.statuses.items())),
         "",
         f"rows per event_name ({rows} rows, {distinct} distinct events, {len(by_name)} event names):",
-        *(f"  {name:<40} {n:>5}" for name, n in by_name),
+        *(f"  {name:<40} {n:>5}" for name, n in by_name[:TOP_EVENT_NAMES]),
+        *([f"  ... and {len(by_name) - TOP_EVENT_NAMES} more event names "
+           f"({sum(n for _, n in by_name[TOP_EVENT_NAMES:])} rows)"] if len(by_name) > TOP_EVENT_NAMES else []),
         "",
         f"duplicates dropped: {plan.valid_events_posted - plan.normalize_rejections - rows} "
         f"({plan.valid_events_posted} validly signed events posted, {rows} rows written)",
@@ -322,13 +325,19 @@ def run_demo(args: argparse.Namespace, out: Callable[[str], None]) -> int:
         out(f"Pub/Sub emulator on {emulator.host} (pid {emulator.pid}): {topic}")
 
         pipeline = PipelineProcess()
-        stack.append(("pipeline", pipeline.stop))
+
+        def stop_pipeline() -> None:
+            if pipeline.log_path is not None and pipeline.log_path.exists():
+                shutil.copyfile(pipeline.log_path, workdir / "pipeline.log")  # outlives the process's temp dir
+            pipeline.stop()
+
+        stack.append(("pipeline", stop_pipeline))
         pipeline.start_pipeline(
             subscription=subscription, output=output, dead_letters=dead_letters, jwks_url=jwks.url,
             window_seconds=args.window_seconds, env={**os.environ, **emulator.env()},
         )
         pids.append(pipeline.proc.pid if pipeline.proc else -1)
-        out(f"pipeline started (pid {pids[-1]}), {args.window_seconds} s windows, log {pipeline.log_path}")
+        out(f"pipeline started (pid {pids[-1]}), {args.window_seconds} s windows; log: {workdir / 'pipeline.log'}")
 
         receiver = FunctionServer({**emulator.env(), "PUBSUB_TOPIC": topic})
         stack.append(("receiver", receiver.stop))

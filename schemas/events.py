@@ -108,11 +108,13 @@ def bigquery_schema(schema: pa.Schema = TABLE_SCHEMA) -> list[dict]:
 
 
 def _column_list(schema: pa.Schema) -> str:
+    # No NOT NULL here: external tables read whatever the files hold, and a required column
+    # in the DDL only adds a way for the table definition to be refused; the files themselves
+    # declare the required columns (FILE_SCHEMA nullability) and the JSON schema says REQUIRED.
     lines = []
     for f in schema:
-        not_null = "" if f.nullable else " NOT NULL"
         desc = f.metadata[b"description"].decode().replace('"', "'")
-        lines.append(f'  {f.name} {bigquery_type(f.type)}{not_null} OPTIONS(description="{desc}")')
+        lines.append(f'  {f.name} {bigquery_type(f.type)} OPTIONS(description="{desc}")')
     return ",\n".join(lines)
 
 

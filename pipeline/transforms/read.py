@@ -98,7 +98,9 @@ class ReadDeliveryFiles(beam.PTransform):
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         return (
             pbegin
-            | "ReadLines" >> ReadFromTextWithFilename(self.file_pattern, coder=BytesCoder())
+            # validate=False: preflight_io already checked the glob, and building the graph
+            # (e.g. a Dataflow launch) should not list gs:// again.
+            | "ReadLines" >> ReadFromTextWithFilename(self.file_pattern, coder=BytesCoder(), validate=False)
             | "ToDelivery" >> beam.ParDo(_LineToDeliveryFn(self.arrival))
         )
 

@@ -1,8 +1,8 @@
 CREATE OR REPLACE EXTERNAL TABLE `${PROJECT}.${DATASET}.events`
 (
-  event_id STRING NOT NULL OPTIONS(description="Stable id of the event: a digest of the decoded event, unchanged by re-signing, key order and retries."),
-  source_format STRING NOT NULL OPTIONS(description="Delivery format: canvas or caliper."),
-  event_time TIMESTAMP NOT NULL OPTIONS(description="When Canvas raised the event, UTC."),
+  event_id STRING OPTIONS(description="Stable id of the event: a digest of the decoded event, unchanged by re-signing, key order and retries."),
+  source_format STRING OPTIONS(description="Delivery format: canvas or caliper."),
+  event_time TIMESTAMP OPTIONS(description="When Canvas raised the event, UTC."),
   received_at TIMESTAMP OPTIONS(description="When the receiver (or the replay) took the delivery, UTC."),
   request_id STRING OPTIONS(description="Canvas request id; shared by every event raised in one request."),
   session_id STRING OPTIONS(description="Canvas login session id."),
@@ -36,7 +36,7 @@ CREATE OR REPLACE EXTERNAL TABLE `${PROJECT}.${DATASET}.events`
   object_id STRING OPTIONS(description="Bare id of the object acted on."),
   body STRING OPTIONS(description="The event-specific payload as JSON (Canvas body, or the Caliper event)."),
   metadata STRING OPTIONS(description="The whole envelope as JSON, so that nothing of the input is lost."),
-  signed BOOLEAN NOT NULL OPTIONS(description="True when the delivery was a verified JWT."),
+  signed BOOLEAN OPTIONS(description="True when the delivery was a verified JWT."),
   kid STRING OPTIONS(description="Key id that verified the delivery.")
 )
 WITH PARTITION COLUMNS (

@@ -19,7 +19,7 @@ import pytest
 from tests.deploy.gcloud_env import gcloud_env, gcloud_sdk_python, gcloud_sdk_root, isolated
 
 REPO = Path(__file__).resolve().parents[2]
-MAKEFILES = ["-f", "mk/deploy.mk", "-f", "mk/receiver.mk"]
+MAKEFILES = ["-f", "Makefile"]
 TARGETS = ("apis", "bucket", "artifact-repo", "pubsub-setup", "iam", "deploy-receiver", "template-build",
            "template-run", "bq-table")
 PROJECT, NUMBER, TAG = "my-proj-123", "123456789012", "abc123def456"

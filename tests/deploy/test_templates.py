@@ -132,7 +132,7 @@ def test_generator_refuses_an_option_it_has_no_presentation_for(generator: Modul
         generator.build_metadata()
 
 
-def test_fields_are_those_of_the_dataflow_api(metadata: dict) -> None:
+def test_fields_are_those_of_the_dataflow_api(metadata: dict, tmp_path: Path) -> None:
     """gcloud passes unknown metadata keys through silently; the API message definitions do not."""
     script = (
         "import json, sys\n"
@@ -141,7 +141,7 @@ def test_fields_are_those_of_the_dataflow_api(metadata: dict) -> None:
         "  'parameter': [f.name for f in m.ParameterMetadata.all_fields()],\n"
         "  'param_types': [e.name for e in m.ParameterMetadata.ParamTypeValueValuesEnum],\n"
         "  'enum_option': [f.name for f in m.ParameterMetadataEnumOption.all_fields()]}))\n")
-    proc = subprocess.run(isolated([str(gcloud_sdk_python()), "-c", script]), env=gcloud_env(sdk_imports=True),
+    proc = subprocess.run(isolated([str(gcloud_sdk_python()), "-c", script]), env=gcloud_env(tmp_path, sdk_imports=True),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     api = json.loads(proc.stdout)

@@ -1,0 +1,175 @@
+"""Benchmark: the batch pipeline against a trivial Beam pipeline over the same lines.
+
+Generates N signed deliveries (default 100,000) of which a fraction (default 20%) are
+duplicates (half byte-identical retries, half re-signed copies), from the example corpus
+with ids varied so every original is a distinct event. Then, each in its own child
+process on the DirectRunner:
+
+* floor: ReadFromText -> key -> GroupByKey -> WriteToText (what any keyed batch job pays);
+* pipeline: the real graph (verify RS256, normalize, dedupe, write Parquet + dead letters).
+
+Prints deliveries/s of each, the ratio (goal: >= 50% of the floor) and each child's peak
+RSS (getrusage maxrss of the process and its children; goal: < 2 GB), and checks that the
+pipeline wrote exactly the distinct events. Usage: python bench/pipeline.py [--events N]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def _log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def _vary(payload: dict[str, Any], i: int) -> dict[str, Any]:
+    """A distinct event from a corpus payload: new request id (and Caliper event id)."""
+    event = copy.deepcopy(payload)
+    if "metadata" in event:
+        event["metadata"]["request_id"] = f"bench-{i:09d}"
+    else:
+        for n, item in enumerate(event.get("data", [])):
+            item["id"] = f"urn:uuid:00000000-0000-4000-8000-{i:08d}{n:04d}"
+            ext = item.setdefault("extensions", {}).setdefault("com.instructure.canvas", {})
+            ext["request_id"] = f"bench-{i:09d}"
+    return event
+
+
+def generate(workdir: Path, events: int, dup_fraction: float, seed: int = 7) -> dict[str, Any]:
+    from pipeline.samples import sample_payloads
+    from pipeline.signing import DemoSigner
+
+    rng = random.Random(seed)
+    signer = DemoSigner(kid="bench-key")
+    signer.write_jwks(workdir / "jwks.json")
+    corpus = [p for p in sample_payloads() if "metadata" in p or len(p.get("data", [])) == 1]
+    duplicates = int(events * dup_fraction)
+    originals = events - duplicates
+    _log(f"signing {events:,} deliveries (RS256, 2048-bit): takes ~30-90 s on this kind of machine")
+    started = time.monotonic()
+    lines: list[bytes] = []
+    payloads: list[dict[str, Any]] = []
+    for i in range(originals):
+        payload = _vary(corpus[i % len(corpus)], i)
+        payloads.append(payload)
+        lines.append(signer.sign({**payload, "iat": 1_700_000_000}))
+        if (i + 1) % 20_000 == 0:
+            _log(f"  signed {i + 1:,} ({(i + 1) / (time.monotonic() - started):,.0f}/s)")
+    for d in range(duplicates):
+        k = rng.randrange(originals)
+        if d % 2:
+            lines.append(lines[k])  # byte-identical retry
+        else:
+            lines.append(signer.sign({**payloads[k], "iat": 1_700_000_001 + d}))  # re-signed retry
+    rng.shuffle(lines)
+    source = workdir / "deliveries.txt"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    _log(f"generated {source} ({source.stat().st_size / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s")
+    return {"source": str(source), "jwks": str(workdir / "jwks.json"), "lines": len(lines),
+            "distinct": originals, "duplicates": duplicates}
+
+
+def _peak_rss_mb() -> float:
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(self_kb, children_kb) / 1024  # Linux reports KiB
+
+
+def child_floor(source: str, out: str) -> dict[str, Any]:
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    started = time.monotonic()
+    with beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"])) as p:
+        (
+            p
+            | "Read" >> beam.io.ReadFromText(source)
+            | "Key" >> beam.Map(lambda line: (line[-24:], line))
+            | "Group" >> beam.GroupByKey()
+            | "First" >> beam.Map(lambda kv: next(iter(kv[1]))[:40])
+            | "Write" >> beam.io.WriteToText(os.path.join(out, "floor"))
+        )
+    return {"seconds": time.monotonic() - started, "peak_rss_mb": _peak_rss_mb()}
+
+
+def child_pipeline(source: str, jwks: str, out: str) -> dict[str, Any]:
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.main import build_pipeline, summarize_metrics
+
+    options = PipelineOptions([
+        "--runner=DirectRunner", f"--input_files={source}", f"--jwks_url={jwks}",
+        f"--output={out}/events", f"--dead_letter_output={out}/dead",
+    ])
+    started = time.monotonic()
+    p = beam.Pipeline(options=options)
+    build_pipeline(p, options)
+    result = p.run()
+    result.wait_until_finish()
+    return {"seconds": time.monotonic() - started, "peak_rss_mb": _peak_rss_mb(),
+            "counters": summarize_metrics(result)}
+
+
+def _run_child(kind: str, *args: str) -> dict[str, Any]:
+    _log(f"running the {kind} ...")
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", kind, *args], cwd=REPO, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"{kind} child failed ({proc.returncode})")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000, help="deliveries in the input (default 100000)")
+    parser.add_argument("--duplicates", type=float, default=0.2, help="fraction that are duplicates (default 0.2)")
+    parser.add_argument("--workdir", default=None, help="keep inputs/outputs here (default: a temp dir, removed)")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        report = child_floor(*rest) if kind == "floor" else child_pipeline(*rest)
+        print(json.dumps(report))
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        workdir = Path(args.workdir or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        data = generate(workdir, args.events, args.duplicates)
+        floor = _run_child("floor", data["source"], str(workdir / "floor"))
+        ours = _run_child("pipeline", data["source"], data["jwks"], str(workdir / "pipeline"))
+
+    n = data["lines"]
+    floor_rate, our_rate = n / floor["seconds"], n / ours["seconds"]
+    counters = ours["counters"]
+    print(f"deliveries: {n:,} ({data['distinct']:,} distinct, {data['duplicates']:,} duplicates)")
+    print(f"{'':10} {'seconds':>9} {'deliveries/s':>13} {'peak RSS MB':>12}")
+    print(f"{'floor':10} {floor['seconds']:>9.1f} {floor_rate:>13,.0f} {floor['peak_rss_mb']:>12,.0f}")
+    print(f"{'pipeline':10} {ours['seconds']:>9.1f} {our_rate:>13,.0f} {ours['peak_rss_mb']:>12,.0f}")
+    ratio = our_rate / floor_rate
+    print(f"pipeline/floor throughput: {ratio:.0%} (goal >= 50%); pipeline peak RSS "
+          f"{ours['peak_rss_mb']:,.0f} MB (goal < 2048 MB)")
+    print("pipeline counters: " + ", ".join(f"{k}={v}" for k, v in sorted(counters.items())))
+    ok = counters.get("rows_written") == data["distinct"] and counters.get("duplicates_dropped") == data["duplicates"]
+    print("output check: " + ("rows_written == distinct events, duplicates_dropped == duplicates" if ok
+                              else "MISMATCH between rows written / duplicates dropped and the input"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""`python -m pipeline.demo` end to end: emulator, receiver, streaming pipeline, replay, summary, cleanup.
+
+Expensive (about a minute): one test.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    output, workdir = tmp_path / "demo-output", tmp_path / ".demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.demo", f"--output={output}", f"--workdir={workdir}", "--deadline=200"],
+        cwd=REPO, capture_output=True, text=True, timeout=280,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    text = result.stdout.replace("\r", "\n")
+
+    # The summary: every distinct event once, duplicates dropped, forged events dead-lettered.
+    assert "201 rows, 201 distinct events" in text
+    assert re.search(r"duplicates dropped: 30 \(231 validly signed events posted, 201 rows written\)", text)
+    assert re.search(r"VerifyAndDecode\s+bad_signature\s+2", text) and re.search(r"unknown_kid\s+2", text)
+    assert "235 x HTTP 202, 1 x HTTP 400" in text
+    assert "[##############################] 236/236" in text  # the progress bar finished
+
+    # The files are really there, readable the way BigQuery external tables read them.
+    rows = duckdb.sql(
+        f"select count(*), count(distinct event_id) from read_parquet('{output}/events/**/*.parquet', "
+        "hive_partitioning=true)"
+    ).fetchall()[0]
+    assert rows == (201, 201)
+    assert (workdir / "pipeline.log").is_file()
+
+    # Everything the demo started is gone.
+    pids = [int(p) for p in re.search(r"stopped everything the demo started \(pids ([\d ]+)\)", text).group(1).split()]
+    assert len(pids) == 3
+    assert [pid for pid in pids if os.path.exists(f"/proc/{pid}")] == []
