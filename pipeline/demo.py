@@ -26,7 +26,6 @@ import queue
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -40,7 +39,7 @@ from pipeline.core.decode import decode_delivery
 from pipeline.core.errors import EventError
 from pipeline.core.identity import dedupe_key
 from pipeline.core.normalize import normalize
-from pipeline.devtools.emulators import FunctionServer, PubSubEmulator, _ServerProcess, free_port, wait_until
+from pipeline.devtools.emulators import FunctionServer, PubSubEmulator, ServerProcess, free_port, wait_until
 from pipeline.samples import sample_payloads
 from pipeline.signing import DemoSigner
 
@@ -147,7 +146,7 @@ class JwksServer:
         self._server.server_close()
 
 
-class PipelineProcess(_ServerProcess):
+class PipelineProcess(ServerProcess):
     """``python -m pipeline.main`` streaming from the emulator, in its own process group."""
 
     def __init__(self) -> None:
@@ -382,6 +381,9 @@ def run_demo(args: argparse.Namespace, out: Callable[[str], None]) -> int:
         out(summary(output, dead_letters, plan, replay, time.monotonic() - started))
         return 0
     finally:
+        # A second Ctrl-C must not cut the cleanup short: each stop below has its own deadline.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for name, stop in reversed(stack):
             try:
                 stop()
@@ -402,7 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=150.0, help="seconds to wait for the output (default 150)")
     args = parser.parse_args(argv)
 
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    # Explicit handlers: a process started in the background by a shell inherits SIGINT ignored.
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         return run_demo(args, lambda line: print(line, flush=True))
     except (KeyboardInterrupt, Interrupted):
@@ -412,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ndemo failed: {exc}", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ rename them once released.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import time
@@ -119,6 +120,17 @@ def format_summary(totals: dict[str, int], seconds: float) -> str:
     return "\n".join(lines)
 
 
+def help_text() -> str:
+    """Usage of ``canvas-events run``: this pipeline's options (standard Beam options also apply)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, add_help=False,
+        description="Canvas Live Events -> verified, normalized, deduplicated, hive-partitioned Parquet.",
+        epilog="Every standard Apache Beam option is accepted too (--runner, --project, --region, "
+               "--temp_location, --streaming, ...).")
+    CanvasEventsOptions._add_argparse_args(parser)
+    return parser.format_help()
+
+
 def _fail(errors: Sequence[str]) -> int:
     print(f"{PROG}: error: {'; '.join(errors)}", file=sys.stderr)
     return EXIT_BAD_OPTIONS
@@ -132,6 +144,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     block until cancelled; on Dataflow this returns once the job is submitted.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in argv or "-h" in argv:
+        print(help_text())
+        return 0
     options = PipelineOptions(argv)
     errors = preflight(options) or preflight_io(options)
     if errors:
@@ -141,6 +156,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         options.view_as(StandardOptions).streaming = True
     runner = str(options.view_as(StandardOptions).runner or "")
 
+    if not streaming:
+        logging.getLogger("pipeline").setLevel(logging.INFO)  # progress lines of long replays
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, options)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,29 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     pids = [int(p) for p in re.search(r"stopped everything the demo started \(pids ([\d ]+)\)", text).group(1).split()]
     assert len(pids) == 3
     assert [pid for pid in pids if os.path.exists(f"/proc/{pid}")] == []
+
+
+def test_demo_interrupted_stops_everything(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) once everything is up: exit 130 and no process of the demo left."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.demo", f"--output={tmp_path / 'out'}", f"--workdir={tmp_path / 'work'}"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # blocks on the demo's own output, no polling
+            lines.append(line)
+            if line.startswith("receiver on"):
+                break
+        started = [int(m) for m in re.findall(r"\(pid (\d+)", "".join(lines))]
+        assert len(started) == 3, lines
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, "".join(lines) + rest
+    assert "interrupted" in rest
+    assert [pid for pid in started if os.path.exists(f"/proc/{pid}")] == []

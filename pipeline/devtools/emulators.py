@@ -140,7 +140,7 @@ def http_responds(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-class _ServerProcess:
+class ServerProcess:
     """A server subprocess in its own process group, with its output in a log file."""
 
     def __init__(self, name: str):
@@ -218,7 +218,7 @@ class _Emulator:
     def __init__(self, port: int | None, startup_timeout: float):
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
-        self._server = _ServerProcess(self.name)
+        self._server = ServerProcess(self.name)
 
     @property
     def running(self) -> bool:

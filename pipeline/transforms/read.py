@@ -8,6 +8,7 @@ time, so a replay of events days old is one on-time window, never late data.
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any, Iterator
 
@@ -21,6 +22,8 @@ from pipeline.core.errors import EventError
 from pipeline.core.timestamps import parse_timestamp
 from pipeline.transforms.common import Delivery, counter
 
+log = logging.getLogger(__name__)
+PROGRESS_EVERY = 50_000
 RECEIVED_AT_ATTRIBUTE = "received_at"  # set by the receiver when it takes the delivery
 SOURCE_FILE_ATTRIBUTE = "source_file"
 
@@ -73,9 +76,13 @@ class _LineToDeliveryFn(beam.DoFn):
     def setup(self) -> None:
         self._read = counter("deliveries_read")
         self._received_at = self._arrival.to_utc_datetime(has_tz=True)
+        self._seen = 0
 
     def process(self, file_and_line: tuple[str, bytes]) -> Iterator[Any]:
         self._read.inc()
+        self._seen += 1
+        if self._seen % PROGRESS_EVERY == 0:  # progress on long replays (per worker thread)
+            log.info("read %d deliveries so far", self._seen)
         path, line = file_and_line
         yield TimestampedValue(
             Delivery(_strip_eol(line), {SOURCE_FILE_ATTRIBUTE: path}, self._received_at), self._arrival

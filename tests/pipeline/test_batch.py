@@ -128,3 +128,19 @@ def test_batch_replay_of_signed_corpus(tmp_path: Path, signer: DemoSigner, capfd
     assert re.search(rf"^rows_written\s+{len(keys)}$", stderr, re.M)
 
     assert not temp_files(out, dlo)
+
+
+def test_allow_expired_tokens_replays_old_signed_data(tmp_path: Path, signer: DemoSigner) -> None:
+    """An operator replaying old signed data relaxes exp explicitly; signatures still count."""
+    jwks = tmp_path / "jwks.json"
+    signer.write_jwks(jwks)
+    payloads = corpus_payloads()[:3]
+    old = [signer.sign({**p, "exp": 1_600_000_000}) for p in payloads]
+    forged = signer.sign({**payloads[0], "exp": 1_600_000_000})[:-4] + b"AAAA"
+    source = tmp_path / "old.txt"
+    source.write_bytes(b"\n".join(old + [forged]) + b"\n")
+    out, dlo = tmp_path / "out", tmp_path / "dead"
+    assert run([f"--input_files={source}", f"--output={out}", f"--dead_letter_output={dlo}",
+                f"--jwks_url={jwks}", "--allow_expired_tokens", "--runner=DirectRunner"]) == 0
+    assert sorted(output_keys(out)) == sorted(set(k for p in payloads for k in [dedupe_key(r) for r in _events(p)]))
+    assert [r["error_type"] for r in dead_letters(dlo)] == ["bad_signature"]

@@ -108,3 +108,11 @@ def test_every_option_help_states_its_default() -> None:
             assert str(spec.default) in spec.help, spec.name
     assert {s.name for s in specs if s.is_flag} == {"allow_unsigned", "allow_expired_tokens"}
     assert [s.name for s in specs if s.repeatable] == ["jwks_url"]
+
+
+def test_help_lists_the_pipeline_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: canvas-events run")
+    for spec in option_specs():
+        assert f"--{spec.name}" in out

@@ -1,0 +1,142 @@
+"""The pure parts of the pipeline shell: Parquet bytes and names, dead-letter records, and
+the stage DoFns called directly (no pipeline)."""
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timedelta, timezone
+
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.pvalue import TaggedOutput
+
+from pipeline.core.decode import decode_delivery
+from pipeline.core.errors import EventError
+from pipeline.core.normalize import normalize
+from pipeline.deadletter import RECORD_FIELDS, dead_letter_record, decode_payload, encode_record, encode_records
+from pipeline.parquet import (
+    TEMP_PREFIX,
+    part_file_name,
+    rows_to_parquet_bytes,
+    shard,
+    sorted_rows,
+    temp_name_for,
+    validate_row,
+    window_date,
+)
+from pipeline.signing import DemoSigner
+from pipeline.transforms.common import Delivery, PendingEvent
+from pipeline.transforms.normalize import _NormalizeFn
+from pipeline.transforms.verify import _VerifyAndDecodeFn
+from schemas.events import FILE_SCHEMA
+from tests.pipeline.helpers import corpus_payloads, sign
+
+UTC = timezone.utc
+
+
+def _rows(n: int | None = None) -> list[dict]:
+    rows = []
+    for payload in corpus_payloads()[:n]:
+        for event in decode_delivery(json.dumps(payload).encode(), verifier=None, allow_unsigned=True):
+            rows.append(normalize(event, received_at=datetime(2024, 1, 1, tzinfo=UTC)))
+    return rows
+
+
+def test_corpus_rows_round_trip_through_parquet() -> None:
+    rows = _rows()
+    for row in rows:
+        validate_row(row)
+    table = pq.read_table(io.BytesIO(rows_to_parquet_bytes(rows)))
+    assert table.schema.names == FILE_SCHEMA.names  # event_name is not in the file
+    assert table.num_rows == len(rows)
+    assert table.column("event_id").to_pylist() == [r["event_id"] for r in rows]
+    assert table.column("event_time").to_pylist() == [r["event_time"] for r in rows]
+    assert pq.ParquetFile(io.BytesIO(rows_to_parquet_bytes(rows))).metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+@pytest.mark.parametrize("change,error_type", [
+    (lambda r: r.pop("user_id"), "missing_field"),
+    (lambda r: r.update(event_id=None), "missing_field"),
+    (lambda r: r.update(event_name=""), "missing_field"),
+    (lambda r: r.update(user_id=5), "invalid_field"),
+    (lambda r: r.update(signed="yes"), "invalid_field"),
+    (lambda r: r.update(event_time=datetime(2024, 1, 1)), "invalid_field"),
+    (lambda r: r.update(extra_column="x"), "invalid_field"),
+])
+def test_validate_row_rejects_what_parquet_would_not_take(change, error_type: str) -> None:
+    row = _rows(1)[0]
+    change(row)
+    with pytest.raises(EventError) as caught:
+        validate_row(row)
+    assert caught.value.error_type == error_type
+
+
+def test_file_names_are_deterministic_and_temp_names_hidden() -> None:
+    start = int(datetime(2024, 3, 1, 12, 0, tzinfo=UTC).timestamp() * 1e6)
+    end = start + 300 * 10**6
+    name = part_file_name(start, end, 2, 1)
+    assert name == "part-20240301T120000Z-20240301T120500Z-p2-s001.parquet"
+    assert part_file_name(start, end, 2, 1) == name
+    assert temp_name_for(name, "abc").startswith(TEMP_PREFIX) and temp_name_for(name, "abc") != name
+    assert window_date(start) == "2024-03-01"
+
+
+def test_sorting_and_sharding() -> None:
+    rows = _rows(20)
+    ordered = sorted_rows(reversed(rows))
+    assert ordered == sorted_rows(rows)
+    assert [r["event_time"] for r in ordered] == sorted(r["event_time"] for r in rows)
+    assert [len(s) for s in shard(list(range(25)), 10)] == [10, 10, 5]
+    assert shard([], 10) == [[]]
+
+
+def test_dead_letter_record_keeps_original_bytes() -> None:
+    raw = b"\xff\x00 not utf-8 \n"
+    record = dead_letter_record(
+        stage="VerifyAndDecode", error=EventError("unknown_format", "nope"), payload=raw,
+        attributes={"source_file": "in.txt", "n": 3}, failed_at=datetime(2024, 1, 1, 0, 0, 1, 5, tzinfo=UTC))
+    assert tuple(sorted(record)) == tuple(sorted(RECORD_FIELDS))
+    assert decode_payload(json.loads(encode_record(record))) == raw
+    assert record["attributes"] == {"source_file": "in.txt", "n": "3"}
+    assert record["failed_at"] == "2024-01-01T00:00:01.000005Z"
+    other = {**record, "payload": "AA=="}
+    assert encode_records([record, other]) == encode_records([other, record])
+    with pytest.raises(ValueError):
+        dead_letter_record(stage="s", error=EventError("empty_body", "e"), payload=b"", attributes=None,
+                           failed_at=datetime(2024, 1, 1))
+
+
+def test_verify_fn_routes_rejections_with_the_raw_delivery(tmp_path) -> None:
+    signer = DemoSigner(kid="k1")
+    signer.write_jwks(tmp_path / "jwks.json")
+    fn = _VerifyAndDecodeFn([str(tmp_path / "jwks.json")], False, {}, 1024 * 1024)
+    fn.setup()
+    payload = corpus_payloads()[0]
+    good = Delivery(sign(signer, payload), {"a": "1"}, None)
+    [pending] = list(fn.process(good))
+    assert isinstance(pending, PendingEvent) and pending.delivery is good and pending.decoded.kid == "k1"
+    bad = Delivery(sign(DemoSigner(kid="k1"), payload), {"a": "2"}, None)
+    [out] = list(fn.process(bad))
+    assert isinstance(out, TaggedOutput) and out.tag == "dead_letter"
+    assert out.value["error_type"] == "bad_signature" and decode_payload(out.value) == bad.raw
+    assert out.value["attributes"] == {"a": "2"}
+
+
+def test_normalize_fn_dead_letters_the_whole_original_delivery() -> None:
+    payload = json.loads(json.dumps(next(p for p in corpus_payloads() if "metadata" in p)))
+    payload["metadata"]["event_time"] = "soon"
+    raw = json.dumps(payload).encode()
+    delivery = Delivery(raw, {}, datetime.now(UTC) - timedelta(seconds=1))
+    [event] = decode_delivery(raw, verifier=None, allow_unsigned=True)
+    fn = _NormalizeFn("hash", "salt")
+    fn.setup()
+    [out] = list(fn.process(PendingEvent(event, delivery)))
+    assert out.tag == "dead_letter" and out.value["stage"] == "NormalizeEvents"
+    assert out.value["error_type"] == "bad_timestamp" and decode_payload(out.value) == raw
+    event = next(e for p in corpus_payloads()
+                 for e in decode_delivery(json.dumps(p).encode(), verifier=None, allow_unsigned=True)
+                 if normalize(e)["user_login"])
+    [row] = list(fn.process(PendingEvent(event, delivery)))
+    validate_row(row)
+    assert row["received_at"] == delivery.received_at
+    assert row["user_login"] and row["user_login"] != normalize(event)["user_login"]  # --pii=hash applied
