@@ -20,6 +20,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -78,8 +79,22 @@ def generate(workdir: Path, events: int, dup_fraction: float, seed: int = 7) -> 
     source = workdir / "deliveries.txt"
     source.write_bytes(b"\n".join(lines) + b"\n")
     _log(f"generated {source} ({source.stat().st_size / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s")
-    return {"source": str(source), "jwks": str(workdir / "jwks.json"), "lines": len(lines),
-            "distinct": originals, "duplicates": duplicates}
+    data = {"source": str(source), "jwks": str(workdir / "jwks.json"), "lines": len(lines),
+            "distinct": originals, "duplicates": duplicates, "dup_fraction": dup_fraction}
+    (workdir / "input.json").write_text(json.dumps(data))
+    return data
+
+
+def reusable_input(workdir: Path, events: int, dup_fraction: float) -> dict[str, Any] | None:
+    """The input a previous run left in ``workdir``, if it has the same shape."""
+    try:
+        data = json.loads((workdir / "input.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("lines") == events and data.get("dup_fraction") == dup_fraction and Path(data["source"]).is_file():
+        _log(f"reusing {data['source']}")
+        return data
+    return None
 
 
 def _peak_rss_mb() -> float:
@@ -138,7 +153,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000, help="deliveries in the input (default 100000)")
     parser.add_argument("--duplicates", type=float, default=0.2, help="fraction that are duplicates (default 0.2)")
-    parser.add_argument("--workdir", default=None, help="keep inputs/outputs here (default: a temp dir, removed)")
+    parser.add_argument("--workdir", default=None,
+                        help="keep inputs/outputs here, and reuse an input of the same shape found there "
+                             "(default: a temp dir, removed)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -150,7 +167,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         workdir = Path(args.workdir or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        data = generate(workdir, args.events, args.duplicates)
+        data = reusable_input(workdir, args.events, args.duplicates) or generate(workdir, args.events, args.duplicates)
+        for stale in ("floor", "pipeline"):
+            shutil.rmtree(workdir / stale, ignore_errors=True)
         floor = _run_child("floor", data["source"], str(workdir / "floor"))
         ours = _run_child("pipeline", data["source"], data["jwks"], str(workdir / "pipeline"))
 

@@ -33,6 +33,10 @@ sys.path.insert(0, str(REPO))
 from pipeline.devtools.emulators import FunctionServer, PubSubEmulator, process_group_members  # noqa: E402
 from pipeline.samples import sample_payloads  # noqa: E402
 
+# What production-like serving means here (2 cores): see the module docstring for the figures.
+DEFAULT_WORKERS = 1
+DEFAULT_THREADS = 8
+
 EMPTY_HANDLER = '''
 def receive(request):
     request.get_data()
@@ -73,6 +77,7 @@ def _client_thread(url: str, body: bytes, stop_at: float, warmup_until: float, o
 
 
 def _client_process(url: str, body: bytes, threads: int, start_at: float, warmup: float, duration: float, queue) -> None:
+    cpu_before = time.process_time()
     latencies: list[float] = []
     errors: list[int] = []
     # Wall-clock start shared by all processes, so their measured windows coincide.
@@ -87,7 +92,7 @@ def _client_process(url: str, body: bytes, threads: int, start_at: float, warmup
         worker.start()
     for worker in workers:
         worker.join()
-    queue.put((latencies, errors))
+    queue.put((latencies, errors, time.process_time() - cpu_before))
 
 
 def cpu_seconds(pgids: list[int]) -> float:
@@ -116,16 +121,19 @@ def run_load(url: str, body: bytes, concurrency: int, duration: float, warmup: f
         proc.start()
     latencies: list[float] = []
     errors: list[int] = []
+    client_cpu = 0.0
     for _ in procs:
-        lat, err = queue.get(timeout=duration + warmup + 120)
+        lat, err, cpu = queue.get(timeout=duration + warmup + 120)
         latencies += lat
         errors += err
+        client_cpu += cpu
     for proc in procs:
         proc.join(timeout=30)
     latencies.sort()
     if not latencies:
-        return {"rps": 0.0, "p50_ms": float("nan"), "p99_ms": float("nan"), "errors": len(errors)}
+        return {"rps": 0.0, "p50_ms": float("nan"), "p99_ms": float("nan"), "errors": len(errors), "client_cpu_s": client_cpu}
     return {
+        "client_cpu_s": client_cpu,
         "rps": len(latencies) / duration,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
@@ -133,56 +141,111 @@ def run_load(url: str, body: bytes, concurrency: int, duration: float, warmup: f
     }
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds spent by every process on the machine (all cores), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def parse_variant(spec: str) -> tuple[str, dict[str, str]]:
+    """``NAME`` or ``NAME:VAR=VALUE,VAR=VALUE``: a receiver served with extra environment.
+
+    WORKERS and THREADS set gunicorn's; SOURCE serves another main.py (e.g. an older receiver;
+    ``SOURCE=empty``: the empty handler, e.g. with other THREADS).
+    """
+    name, _, assignments = spec.partition(":")
+    env = {}
+    for assignment in filter(None, assignments.split(",")):
+        key, sep, value = assignment.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected VAR=VALUE in {spec!r}")
+        env[key.strip()] = value.strip()
+    return name.strip(), env
+
+
+def measure(server, emulator, body: bytes, concurrency: int, args: argparse.Namespace) -> dict[str, float]:
+    # CPU per request is steadier than req/s on a shared machine: it counts the server's (and
+    # for the receiver, the emulator's) work, not the waiting.
+    server_before, emulator_before = cpu_seconds([server.pid]), cpu_seconds([emulator.pid])
+    machine_before, wall_before = machine_busy_seconds(), time.monotonic()
+    r = run_load(server.url, body, concurrency, args.duration, args.warmup, args.client_processes)
+    wall = time.monotonic() - wall_before
+    requests = r["rps"] * args.duration * (1 + args.warmup / args.duration)  # warmup ran too
+    per_request = 1000 / requests if requests else float("nan")
+    r["cpu_ms"] = (cpu_seconds([server.pid]) - server_before) * per_request
+    r["emulator_cpu_ms"] = (cpu_seconds([emulator.pid]) - emulator_before) * per_request
+    r["client_cpu_ms"] = r.pop("client_cpu_s") * per_request
+    # Cores kept busy over the run by everything on the machine (other users included).
+    r["machine_cores"] = (machine_busy_seconds() - machine_before) / wall
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per run (default 5)")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first (default 1)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 64], help="connections (default 8 64)")
-    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers (default 1)")
-    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker (default 8)")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                        help=f"gunicorn workers (default {DEFAULT_WORKERS})")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                        help=f"gunicorn threads per worker (default {DEFAULT_THREADS})")
+    parser.add_argument("--prime", type=float, default=3.0,
+                        help="unmeasured seconds of load on each server first, to warm up the JVM (default 3)")
     parser.add_argument("--client-processes", type=int, default=2, help="load generator processes (default 2)")
+    parser.add_argument("--variant", type=parse_variant, action="append", default=None, metavar="NAME[:VAR=VAL,...]",
+                        help="a receiver to measure, with extra environment (repeatable; default: one 'receiver' "
+                             "with its defaults), e.g. 'batch10:PUBLISH_BATCH_LATENCY_MS=10,THREADS=16'")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds over every server and concurrency, interleaved; medians reported (default 1)")
     args = parser.parse_args(argv)
+    variants = args.variant or [("receiver", {})]
 
     body = pick_body()
-    print(f"body {len(body)} bytes; gunicorn workers={args.workers} threads={args.threads}; "
-          f"{args.client_processes} client processes; {args.duration:.0f} s per run")
-    results: dict[tuple[str, int], dict[str, float]] = {}
+    print(f"body {len(body)} bytes; gunicorn workers={args.workers} threads={args.threads} unless a variant says "
+          f"otherwise; {args.client_processes} client processes; {args.duration:.0f} s per run, {args.repeat} round(s)")
+    runs: dict[tuple[str, int], list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp, PubSubEmulator() as emulator:
         empty_source = Path(tmp) / "main.py"
         empty_source.write_text(EMPTY_HANDLER)
         topic = emulator.create_topic("bench-events")
-        receiver_env = {**emulator.env(), "PUBSUB_TOPIC": topic}
-        servers = {
-            "empty handler": FunctionServer({}, source=empty_source, workers=args.workers, threads=args.threads),
-            "receiver": FunctionServer(receiver_env, workers=args.workers, threads=args.threads),
-        }
+        servers = {"empty handler": FunctionServer({}, source=empty_source, workers=args.workers, threads=args.threads)}
+        for name, extra in variants:
+            env = {**emulator.env(), "PUBSUB_TOPIC": topic, **extra}
+            options = {"workers": int(env.pop("WORKERS", args.workers)), "threads": int(env.pop("THREADS", args.threads))}
+            if "SOURCE" in env:
+                source = env.pop("SOURCE")
+                options["source"] = empty_source if source == "empty" else Path(source)
+            servers[name] = FunctionServer(env, **options)
         try:
             for server in servers.values():
                 server.start()
-            for concurrency in args.concurrency:
-                for name, server in servers.items():
-                    # CPU per request is steadier than req/s on a shared machine: it counts the
-                    # server's (and for the receiver, the emulator's) work, not the waiting.
-                    server_before, emulator_before = cpu_seconds([server.pid]), cpu_seconds([emulator.pid])
-                    r = run_load(server.url, body, concurrency, args.duration, args.warmup, args.client_processes)
-                    requests = r["rps"] * args.duration * (1 + args.warmup / args.duration)  # warmup ran too
-                    per_request = 1000 / requests if requests else float("nan")
-                    r["cpu_ms"] = (cpu_seconds([server.pid]) - server_before) * per_request
-                    r["emulator_cpu_ms"] = (cpu_seconds([emulator.pid]) - emulator_before) * per_request
-                    results[(name, concurrency)] = r
+            # Unmeasured: the emulator's JVM is cold at first (its CPU per publish fell from ~2.6
+            # to ~0.4 ms after some thousands of messages), which would penalize whoever runs first.
+            for server in servers.values():
+                run_load(server.url, body, max(args.concurrency), args.prime, 0.0, args.client_processes)
+            for _ in range(args.repeat):
+                for concurrency in args.concurrency:
+                    for name, server in servers.items():
+                        runs.setdefault((name, concurrency), []).append(measure(server, emulator, body, concurrency, args))
         finally:
             for server in servers.values():
                 server.stop()
 
-    print(f"{'server':<14} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'cpu ms/req':>10} {'emulator':>8}")
+    results = {key: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for key, rs in runs.items()}
+    print(f"{'server':<16} {'conns':>5} {'req/s':>7} {'%empty':>6} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+          f"{'server':>7} {'emulator':>8} {'client':>7} {'machine':>7}")
+    print(f"{'':<16} {'':>5} {'':>7} {'':>6} {'':>7} {'':>7} {'':>6} {'CPU ms per request':>24} {'cores':>7}")
     for (name, concurrency), r in results.items():
-        print(f"{name:<14} {concurrency:>5} {r['rps']:>8.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
-              f"{r['errors']:>6.0f} {r['cpu_ms']:>10.2f} {r['emulator_cpu_ms']:>8.2f}")
-    for concurrency in args.concurrency:
-        empty, receiver = results[("empty handler", concurrency)], results[("receiver", concurrency)]
-        ratio = receiver["rps"] / empty["rps"] if empty["rps"] else float("nan")
-        print(f"at {concurrency} connections: receiver = {ratio:.0%} of the empty handler's req/s, "
-              f"p99 {receiver['p99_ms']:.0f} ms")
+        empty = results[("empty handler", concurrency)]["rps"]
+        share = r["rps"] / empty if empty else float("nan")
+        print(f"{name:<16} {concurrency:>5} {r['rps']:>7.0f} {share:>6.0%} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} "
+              f"{r['errors']:>6.0f} {r['cpu_ms']:>7.2f} {r['emulator_cpu_ms']:>8.2f} {r['client_cpu_ms']:>7.2f} "
+              f"{r['machine_cores']:>7.2f}")
+    if args.repeat > 1:
+        print("req/s per round:")
+        for (name, concurrency), rs in runs.items():
+            print(f"  {name:<16} {concurrency:>5} " + " ".join(f"{r['rps']:.0f}" for r in rs))
     return 0
 
 

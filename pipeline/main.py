@@ -16,7 +16,7 @@ import argparse
 import logging
 import sys
 import time
-from typing import Any, Sequence
+from typing import Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions

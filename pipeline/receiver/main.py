@@ -50,6 +50,15 @@ _JSON_HEADERS = {"Content-Type": "application/json"}
 # The first signed delivery loads the JWKS; it must fail (503) well inside the sender's 15 s.
 JWKS_FETCH_TIMEOUT_SECONDS = 5.0
 
+# One Publish RPC carries at most this much; Pub/Sub's own request limit is 10 MB, and a body
+# over the batch size still travels alone (MAX_BODY_BYTES defaults to 1 MiB).
+_BATCH_MAX_MESSAGES = 100
+_BATCH_MAX_BYTES = 4 * 1024 * 1024
+# Messages waiting for confirmation per process; beyond this a request gets 503 at once. Far
+# above what the server's threads can have in flight, unless Pub/Sub is stalling.
+_FLOW_MAX_MESSAGES = 1000
+_FLOW_MAX_BYTES = 64 * 1024 * 1024
+
 _CHANNEL_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 250),
     ("grpc.min_reconnect_backoff_ms", 250),
@@ -113,19 +122,21 @@ def classify_body(body: bytes) -> str:
     raise EventError("unknown_format", f"body of {len(stripped)} bytes is neither JSON nor a compact JWS")
 
 
-def make_publisher() -> Any:
-    """The generated (GAPIC) Publisher client: one synchronous Publish RPC per request.
+def make_publisher(config: ReceiverConfig) -> Any:
+    """The batching ``pubsub_v1.PublisherClient``: concurrent requests share one Publish RPC.
 
-    Not the batching ``pubsub_v1.PublisherClient``: each request waits for its own
-    confirmation anyway, and the batching layer adds a commit thread per batch and a latency
-    wait for the same server CPU per request (bench/receiver.py measured both). The call
-    returns only once Pub/Sub has stored the message, and its retry/timeout bound the whole
-    wait, so nothing keeps publishing in the background after we answered 503.
-    Emulator-aware (PUBSUB_EMULATOR_HOST), with a capped gRPC reconnect backoff.
+    Each request still waits for its own message's confirmation (``future.result``), so
+    batching changes nothing about the contract; it only lets the requests that arrive within
+    PUBLISH_BATCH_LATENCY_MS of each other travel in one PublishRequest, which saves the
+    per-RPC gRPC work here and the per-RPC work of Pub/Sub (bench/receiver.py measures it).
+    No ordering (no ordering keys, and ordering would make retries unbounded). Flow control
+    refuses (-> 503) rather than blocks, because a blocked request would have no deadline.
+    Emulator-aware (PUBSUB_EMULATOR_HOST), with a capped gRPC reconnect backoff so a restarted
+    Pub/Sub is found again within seconds.
     """
     import grpc
     from google.auth.credentials import AnonymousCredentials
-    from google.pubsub_v1 import PublisherClient
+    from google.cloud.pubsub_v1 import PublisherClient, types
     from google.pubsub_v1.services.publisher.transports.grpc import PublisherGrpcTransport
 
     emulator_host = os.environ.get("PUBSUB_EMULATOR_HOST")
@@ -141,14 +152,33 @@ def make_publisher() -> Any:
         credentials=AnonymousCredentials() if emulator_host else None,
         always_use_jwt_access=True,
     )
-    return PublisherClient(transport=transport)
+    timeout = config.publish_timeout_seconds
+    return PublisherClient(
+        batch_settings=types.BatchSettings(
+            max_bytes=_BATCH_MAX_BYTES,
+            max_latency=config.publish_batch_latency_seconds,
+            max_messages=_BATCH_MAX_MESSAGES,
+        ),
+        publisher_options=types.PublisherOptions(
+            enable_message_ordering=False,
+            flow_control=types.PublishFlowControl(
+                message_limit=_FLOW_MAX_MESSAGES,
+                byte_limit=_FLOW_MAX_BYTES,
+                limit_exceeded_behavior=types.LimitExceededBehavior.ERROR,
+            ),
+            retry=publish_retry(timeout),
+            timeout=timeout,
+        ),
+        transport=transport,
+    )
 
 
 def publish_retry(timeout_seconds: float) -> Any:
     """Retry transient errors, but give up before the request's own deadline.
 
-    The library's default retries a publish for 60 s; with a dead Pub/Sub the request would
-    hang past the sender's 15 s instead of answering 503 in time.
+    The library's default retries a publish for 60 s; with a dead Pub/Sub the batch would
+    keep retrying long after the request answered 503. Bounded like this, a batch gives up
+    about when its requests do, so a dead Pub/Sub fails fast and nothing lingers for long.
     """
     from google.api_core import exceptions, retry
 
@@ -175,20 +205,19 @@ class Receiver:
     def __init__(
         self,
         config: ReceiverConfig,
-        publisher_factory: Callable[[], Any] = make_publisher,
+        publisher_factory: Callable[[ReceiverConfig], Any] = make_publisher,
     ):
         self.config = config
         self._publisher_factory = publisher_factory
         self._publisher: Any = None
         self._verifier: Any = None
         self._lock = threading.Lock()
-        self._retry = publish_retry(config.publish_timeout_seconds)
 
     def publisher(self) -> Any:
         if self._publisher is None:
             with self._lock:
                 if self._publisher is None:
-                    self._publisher = self._publisher_factory()
+                    self._publisher = self._publisher_factory(self.config)
         return self._publisher
 
     def verifier(self) -> Any:
@@ -247,15 +276,12 @@ class Receiver:
             raise EdgeUnavailable(type(exc).__name__) from None
 
     def _publish(self, body: bytes, attributes: dict[str, str]) -> Outcome:
-        timeout = self.config.publish_timeout_seconds
         try:
-            response = self.publisher().publish(
-                request={"topic": self.config.topic, "messages": [{"data": body, "attributes": attributes}]},
-                retry=self._retry,
-                timeout=timeout,
-            )
-            message_id = response.message_ids[0]
+            future = self.publisher().publish(self.config.topic, body, **attributes)
+            message_id = future.result(timeout=self.config.publish_timeout_seconds)
         except Exception as exc:  # any publish failure or timeout: the sender must retry, never a 2xx
+            # A timed-out future stays with its batch, which may still be stored a moment later
+            # (its retries are bounded just under this timeout): at-least-once, see the docstring.
             logger.error("publish failed: error_type=%s body_bytes=%d", type(exc).__name__, len(body))
             return unavailable("publish_failed")
         return Outcome(202, {"status": "accepted", "message_id": str(message_id)})
