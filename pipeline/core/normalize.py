@@ -53,6 +53,7 @@ CANVAS_METADATA_COLUMNS: tuple[str, ...] = (
     "context_sis_source_id", "hostname", "http_method", "url", "referrer", "client_ip",
     "user_agent", "time_zone", "developer_key_id",
 )
+_CANVAS_COLUMN_SET = frozenset(CANVAS_METADATA_COLUMNS)
 _SCRUBBED_COLUMNS = ("url", "referrer")
 _CALIPER_STRING_COLUMNS: tuple[str, ...] = (
     "request_id", "session_id", "job_id", "job_tag", "user_id", "real_user_id", "user_login",
@@ -125,6 +126,18 @@ def _column(canonical: bytes) -> str:
     return scrub_text(canonical.decode())
 
 
+def _scrub_url_columns(row: dict[str, Any]) -> None:
+    """Scrub url/referrer, but only when a JSON column needed scrubbing.
+
+    Both columns are copied from values that also sit, unescaped where it matters (a secret's
+    name and its "=" are never JSON-escaped), in the body or metadata JSON; when neither JSON
+    string held a secret, they cannot either, and the scan is skipped (hot path).
+    """
+    for column in _SCRUBBED_COLUMNS:
+        if row[column] is not None:
+            row[column] = scrub_text(row[column])
+
+
 def canvas_object(name: str, body: dict[str, Any] | None) -> tuple[str | None, str | None]:
     """(object_type, object_id) of a Canvas-format event (rule in the module docstring)."""
     if not body:
@@ -167,16 +180,19 @@ def _canvas_row(event: dict[str, Any]) -> dict[str, Any]:
     row = _empty_row()
     row["event_name"] = name
     row["event_time"] = parse_timestamp(metadata.get("event_time"), field="metadata.event_time")
-    get = metadata.get
-    for column in CANVAS_METADATA_COLUMNS:
-        value = get(column)
-        if value is not None:
-            row[column] = as_text(value, "metadata." + column)
+    columns = _CANVAS_COLUMN_SET
+    for column, value in metadata.items():
+        if column in columns and value is not None:
+            row[column] = value if type(value) is str else as_text(value, "metadata." + column)
     row["object_type"], row["object_id"] = canvas_object(name, body)
     metadata_json = _canonical(metadata, "metadata")
     body_json = _canonical(body, "body")
-    row["body"] = None if body is None else _column(body_json)
-    row["metadata"] = _column(metadata_json)
+    body_text = None if body is None else body_json.decode()
+    metadata_text = metadata_json.decode()
+    row["body"] = None if body_text is None else scrub_text(body_text)
+    row["metadata"] = scrub_text(metadata_text)
+    if row["body"] is not body_text or row["metadata"] is not metadata_text:
+        _scrub_url_columns(row)
     if "body" in event:
         row["event_id"] = event_id_of_canonical(canvas_canonical(metadata_json, body_json))
     else:  # hand-built event without a body key: identity hashes it whole
@@ -198,10 +214,13 @@ def _caliper_row(event: dict[str, Any], envelope: dict[str, Any] | None) -> dict
     for column in _CALIPER_STRING_COLUMNS:
         value = fields[column]
         if value is not None:
-            row[column] = as_text(value, column)
+            row[column] = value if type(value) is str else as_text(value, column)
     event_json = _canonical(event, "event")
-    row["body"] = _column(event_json)
+    body_text = event_json.decode()
+    row["body"] = scrub_text(body_text)
     row["metadata"] = _column(_canonical(envelope, "envelope")) if envelope else "{}"
+    if row["body"] is not body_text:  # url and referrer come from the event, never the envelope
+        _scrub_url_columns(row)
     if identity_part(event) is event:
         row["event_id"] = event_id_of_canonical(event_json)
     else:  # a Caliper event that also looks like a Canvas one: identity decides
@@ -223,9 +242,6 @@ def normalize(decoded: DecodedEvent, *, received_at: datetime | None = None) -> 
         row = _caliper_row(event, decoded.envelope)
     else:
         raise EventError("unknown_format", f"unknown source format {decoded.source_format!r}")
-    for column in _SCRUBBED_COLUMNS:
-        if row[column] is not None:
-            row[column] = scrub_text(row[column])
     if received_at is not None:
         if received_at.tzinfo is None or received_at.utcoffset() is None:
             raise ValueError("received_at must be timezone-aware")
