@@ -9,7 +9,16 @@ runs in separate processes (threads with keep-alive http.client connections, a f
 flight: a closed loop, so it never queues more than the concurrency), posting a ~2 KB corpus
 event. Figures on a shared 2-core machine are noisy: compare within one run.
 
-    python bench/receiver.py [--duration 5] [--concurrency 8 64] [--workers 1] [--threads 8]
+    python bench/receiver.py [--duration 5] [--concurrency 8 64] [--workers 1] [--threads 16]
+        [--repeat 3] [--variant NAME:VAR=VALUE,...]   # e.g. gc-t8:THREADS=8, or SOURCE=old/main.py
+
+Defaults: 1 gunicorn worker, 16 threads, for both servers. Of 8/16/32 threads, 16 gave the
+receiver the most requests/s at 64 connections; 2 workers raise both servers' requests/s but
+leave the 2 cores saturated by server + emulator + load generator, so the ratio fell (~47%).
+Every server gets a few unmeasured seconds of load first: the emulator's JVM is cold at start
+(~2.6 ms of its CPU per publish, ~0.4 once warm), which made earlier runs blame the receiver.
+Columns: CPU ms per request of the server, of the emulator and of the load generator, and the
+machine's busy cores during the run (other users included: the machine is shared).
 """
 from __future__ import annotations
 
@@ -33,9 +42,9 @@ sys.path.insert(0, str(REPO))
 from pipeline.devtools.emulators import FunctionServer, PubSubEmulator, process_group_members  # noqa: E402
 from pipeline.samples import sample_payloads  # noqa: E402
 
-# What production-like serving means here (2 cores): see the module docstring for the figures.
+# The serving configuration measured by default (2 cores): see the module docstring.
 DEFAULT_WORKERS = 1
-DEFAULT_THREADS = 8
+DEFAULT_THREADS = 16
 
 EMPTY_HANDLER = '''
 def receive(request):

@@ -29,7 +29,11 @@ PROJECT_NUMBER ?= $(shell gcloud projects describe $(PROJECT) --format='value(pr
 FUNCTION ?= canvas-events-receiver
 RECEIVER_SA_NAME ?= canvas-events-receiver
 RECEIVER_SA ?= $(RECEIVER_SA_NAME)@$(PROJECT).iam.gserviceaccount.com
-RECEIVER_MEMORY ?= 256Mi
+RECEIVER_MEMORY ?= 512Mi
+# One instance serves this many requests at once (gen2 needs a whole CPU for more than 1);
+# the receiver's gunicorn threads match it (bench/receiver.py: 16 threads was best on one core).
+RECEIVER_CPU ?= 1
+RECEIVER_CONCURRENCY ?= 16
 RECEIVER_MAX_INSTANCES ?= 20
 RECEIVER_DIST ?= dist-receiver
 # Canvas's public JWKS (previous, current and next signing keys), from the Canvas Data Services docs.
@@ -70,7 +74,7 @@ require = $(foreach v,$(1),$(if $(strip $($(v))),,$(error $(v) is not set: run e
 # Dry runs print only the create command.
 unless_exists = $(if $(DRY_RUN),,$(1) >/dev/null 2>&1 ||)
 PUBSUB_AGENT = serviceAccount:service-$(PROJECT_NUMBER)@gcp-sa-pubsub.iam.gserviceaccount.com
-RECEIVER_ENV = PUBSUB_TOPIC=projects/$(PROJECT)/topics/$(TOPIC)$(if $(JWKS_URL),$(comma)JWKS_URL=$(JWKS_URL))$(if $(JWT_ISSUER),$(comma)JWT_ISSUER=$(JWT_ISSUER))
+RECEIVER_ENV = PUBSUB_TOPIC=projects/$(PROJECT)/topics/$(TOPIC)$(comma)THREADS=$(RECEIVER_CONCURRENCY)$(if $(JWKS_URL),$(comma)JWKS_URL=$(JWKS_URL))$(if $(JWT_ISSUER),$(comma)JWT_ISSUER=$(JWT_ISSUER))
 TEMPLATE_PARAMS = \
 	input_subscription=projects/$(PROJECT)/subscriptions/$(SUBSCRIPTION) \
 	output=$(OUTPUT) \
@@ -130,8 +134,8 @@ iam:
 # Canvas cannot authenticate to the endpoint, hence --allow-unauthenticated; deliveries are
 # authenticated by their JWT signature instead (JWKS_URL set = verified at the edge too).
 deploy-receiver: stage-receiver
-	$(call require,PROJECT REGION FUNCTION RECEIVER_SA TOPIC RECEIVER_DIST RECEIVER_MEMORY RECEIVER_MAX_INSTANCES)
-	$(RUN) gcloud functions deploy $(FUNCTION) --gen2 --project=$(PROJECT) --region=$(REGION) --runtime=python311 --source=$(RECEIVER_DIST) --entry-point=receive --trigger-http --allow-unauthenticated --service-account=$(RECEIVER_SA) --memory=$(RECEIVER_MEMORY) --max-instances=$(RECEIVER_MAX_INSTANCES) --timeout=30s --set-env-vars=$(RECEIVER_ENV)
+	$(call require,PROJECT REGION FUNCTION RECEIVER_SA TOPIC RECEIVER_DIST RECEIVER_MEMORY RECEIVER_CPU RECEIVER_CONCURRENCY RECEIVER_MAX_INSTANCES)
+	$(RUN) gcloud functions deploy $(FUNCTION) --gen2 --project=$(PROJECT) --region=$(REGION) --runtime=python311 --source=$(RECEIVER_DIST) --entry-point=receive --trigger-http --allow-unauthenticated --service-account=$(RECEIVER_SA) --memory=$(RECEIVER_MEMORY) --cpu=$(RECEIVER_CPU) --concurrency=$(RECEIVER_CONCURRENCY) --max-instances=$(RECEIVER_MAX_INSTANCES) --timeout=30s --set-env-vars=$(RECEIVER_ENV)
 
 # One image (templates/Dockerfile) is both the template launcher and the workers' SDK container.
 template-build:

@@ -16,9 +16,6 @@ Environment (all strings; see ``ReceiverConfig.from_env``):
 - ``MAX_BODY_BYTES`` (default 1 MiB, the pipeline's own limit): larger bodies get 413.
 - ``PUBLISH_TIMEOUT_SECONDS`` (default 8): how long a request waits for Pub/Sub to confirm
   the publish before answering 503; well inside the 15 s Canvas waits for an answer.
-- ``PUBLISH_BATCH_LATENCY_MS`` (default 5): how long a publish may wait for concurrent
-  requests to share its Publish RPC (0: send at once). Each request still waits for its own
-  confirmation; a few ms of latency buys far fewer RPCs under load (bench/receiver.py).
 """
 from __future__ import annotations
 
@@ -28,7 +25,6 @@ from typing import Mapping
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_PUBLISH_TIMEOUT_SECONDS = 8.0
-DEFAULT_PUBLISH_BATCH_LATENCY_SECONDS = 0.005
 
 _TOPIC = re.compile(r"^projects/[^/\s]+/topics/[^/\s]+$")
 _TRUE = {"1", "true", "yes", "on"}
@@ -67,11 +63,8 @@ class ReceiverConfig:
     allow_unsigned: bool = True
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     publish_timeout_seconds: float = DEFAULT_PUBLISH_TIMEOUT_SECONDS
-    publish_batch_latency_seconds: float = DEFAULT_PUBLISH_BATCH_LATENCY_SECONDS
 
     def __post_init__(self) -> None:
-        if not 0 <= self.publish_batch_latency_seconds < self.publish_timeout_seconds:
-            raise ConfigError("PUBLISH_BATCH_LATENCY_MS must be >= 0 and below PUBLISH_TIMEOUT_SECONDS")
         if not _TOPIC.match(self.topic):
             raise ConfigError(f"PUBSUB_TOPIC must look like projects/P/topics/T, not {self.topic!r}")
         if not self.jwks_urls and not self.allow_unsigned:
@@ -96,15 +89,6 @@ class ReceiverConfig:
             kwargs["publish_timeout_seconds"] = _positive_number(
                 "PUBLISH_TIMEOUT_SECONDS", environ["PUBLISH_TIMEOUT_SECONDS"], float
             )
-        if environ.get("PUBLISH_BATCH_LATENCY_MS", "").strip():
-            latency = environ["PUBLISH_BATCH_LATENCY_MS"].strip()
-            try:
-                latency_ms = float(latency)
-            except ValueError:
-                raise ConfigError(f"PUBLISH_BATCH_LATENCY_MS must be a number of milliseconds, not {latency!r}") from None
-            if not 0 <= latency_ms <= 1000:
-                raise ConfigError(f"PUBLISH_BATCH_LATENCY_MS must be between 0 and 1000, not {latency!r}")
-            kwargs["publish_batch_latency_seconds"] = latency_ms / 1000
         if environ.get("JWT_LEEWAY_SECONDS", "").strip():
             leeway = environ["JWT_LEEWAY_SECONDS"].strip()
             if not leeway.isdigit():
