@@ -20,6 +20,7 @@ import json
 import os
 import random
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -103,12 +104,18 @@ def _peak_rss_mb() -> float:
     return max(self_kb, children_kb) / 1024  # Linux reports KiB
 
 
-def child_floor(source: str, out: str) -> dict[str, Any]:
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and its children: steadier than wall time on a shared machine."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def child_floor(source: str, out: str, runner_args: list[str]) -> dict[str, Any]:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    started = time.monotonic()
-    with beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"])) as p:
+    started, cpu = time.monotonic(), _cpu_seconds()
+    with beam.Pipeline(options=PipelineOptions(runner_args)) as p:
         (
             p
             | "Read" >> beam.io.ReadFromText(source)
@@ -117,32 +124,33 @@ def child_floor(source: str, out: str) -> dict[str, Any]:
             | "First" >> beam.Map(lambda kv: next(iter(kv[1]))[:40])
             | "Write" >> beam.io.WriteToText(os.path.join(out, "floor"))
         )
-    return {"seconds": time.monotonic() - started, "peak_rss_mb": _peak_rss_mb()}
+    return {"seconds": time.monotonic() - started, "cpu_seconds": _cpu_seconds() - cpu, "peak_rss_mb": _peak_rss_mb()}
 
 
-def child_pipeline(source: str, jwks: str, out: str) -> dict[str, Any]:
+def child_pipeline(source: str, jwks: str, out: str, runner_args: list[str]) -> dict[str, Any]:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.main import build_pipeline, summarize_metrics
 
     options = PipelineOptions([
-        "--runner=DirectRunner", f"--input_files={source}", f"--jwks_url={jwks}",
+        *runner_args, f"--input_files={source}", f"--jwks_url={jwks}",
         f"--output={out}/events", f"--dead_letter_output={out}/dead",
     ])
-    started = time.monotonic()
+    started, cpu = time.monotonic(), _cpu_seconds()
     p = beam.Pipeline(options=options)
     build_pipeline(p, options)
     result = p.run()
     result.wait_until_finish()
-    return {"seconds": time.monotonic() - started, "peak_rss_mb": _peak_rss_mb(),
-            "counters": summarize_metrics(result)}
+    return {"seconds": time.monotonic() - started, "cpu_seconds": _cpu_seconds() - cpu,
+            "peak_rss_mb": _peak_rss_mb(), "counters": summarize_metrics(result)}
 
 
-def _run_child(kind: str, *args: str) -> dict[str, Any]:
-    _log(f"running the {kind} ...")
+def _run_child(kind: str, runner_options: str, *args: str) -> dict[str, Any]:
+    _log(f"running the {kind} ({runner_options}) ...")
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", kind, *args], cwd=REPO, capture_output=True, text=True, check=False)
+        [sys.executable, __file__, f"--runner_options={runner_options}", "--child", kind, *args],
+        cwd=REPO, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"{kind} child failed ({proc.returncode})")
@@ -156,11 +164,16 @@ def main() -> int:
     parser.add_argument("--workdir", default=None,
                         help="keep inputs/outputs here, and reuse an input of the same shape found there "
                              "(default: a temp dir, removed)")
+    parser.add_argument("--runner_options", default="--runner=DirectRunner",
+                        help="Beam runner options given to BOTH the floor and the pipeline, so they compare "
+                             "like for like (default '--runner=DirectRunner': one in-process worker; e.g. add "
+                             "'--direct_num_workers=2 --direct_running_mode=multi_processing')")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
-        report = child_floor(*rest) if kind == "floor" else child_pipeline(*rest)
+        runner_args = shlex.split(args.runner_options)
+        report = child_floor(*rest, runner_args) if kind == "floor" else child_pipeline(*rest, runner_args)
         print(json.dumps(report))
         return 0
 
@@ -170,16 +183,18 @@ def main() -> int:
         data = reusable_input(workdir, args.events, args.duplicates) or generate(workdir, args.events, args.duplicates)
         for stale in ("floor", "pipeline"):
             shutil.rmtree(workdir / stale, ignore_errors=True)
-        floor = _run_child("floor", data["source"], str(workdir / "floor"))
-        ours = _run_child("pipeline", data["source"], data["jwks"], str(workdir / "pipeline"))
+        floor = _run_child("floor", args.runner_options, data["source"], str(workdir / "floor"))
+        ours = _run_child("pipeline", args.runner_options, data["source"], data["jwks"], str(workdir / "pipeline"))
 
     n = data["lines"]
     floor_rate, our_rate = n / floor["seconds"], n / ours["seconds"]
     counters = ours["counters"]
-    print(f"deliveries: {n:,} ({data['distinct']:,} distinct, {data['duplicates']:,} duplicates)")
-    print(f"{'':10} {'seconds':>9} {'deliveries/s':>13} {'peak RSS MB':>12}")
-    print(f"{'floor':10} {floor['seconds']:>9.1f} {floor_rate:>13,.0f} {floor['peak_rss_mb']:>12,.0f}")
-    print(f"{'pipeline':10} {ours['seconds']:>9.1f} {our_rate:>13,.0f} {ours['peak_rss_mb']:>12,.0f}")
+    print(f"deliveries: {n:,} ({data['distinct']:,} distinct, {data['duplicates']:,} duplicates); "
+          f"runner options (both): {args.runner_options}")
+    print(f"{'':10} {'seconds':>9} {'deliveries/s':>13} {'CPU s':>7} {'peak RSS MB':>12}")
+    for name, report, rate in (("floor", floor, floor_rate), ("pipeline", ours, our_rate)):
+        print(f"{name:10} {report['seconds']:>9.1f} {rate:>13,.0f} {report['cpu_seconds']:>7.1f} "
+              f"{report['peak_rss_mb']:>12,.0f}")
     ratio = our_rate / floor_rate
     print(f"pipeline/floor throughput: {ratio:.0%} (goal >= 50%); pipeline peak RSS "
           f"{ours['peak_rss_mb']:,.0f} MB (goal < 2048 MB)")

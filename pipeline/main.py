@@ -57,7 +57,8 @@ def build_pipeline(
 ) -> dict[str, PCollection]:
     """Add the whole graph to ``p``; return its PCollections for tests.
 
-    Keys: ``deliveries``, ``events``, ``rows`` (after dedupe, global window),
+    Keys: ``deliveries``, ``events``, ``rows`` (row tuples after dedupe, global window;
+    ``pipeline.parquet.tuple_to_row`` gives a dict),
     ``dead_letters`` (records, flattened), ``files`` (Parquet paths written) and
     ``dead_letter_files``. ``deliveries`` replaces the source (tests feed a TestStream of
     ``Delivery``, already timestamped); ``arrival`` fixes the stamp of a file replay.

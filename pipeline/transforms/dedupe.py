@@ -11,6 +11,7 @@ run is shorter than the TTL and every copy after the first is dropped. Element t
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
@@ -20,7 +21,7 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from pipeline.core.identity import dedupe_key
+from pipeline.parquet import RowTuple, tuple_dedupe_key
 from pipeline.transforms.common import counter
 
 _SEEN = userstate.ReadModifyWriteStateSpec("seen", BooleanCoder())
@@ -36,10 +37,10 @@ class _DedupeFn(beam.DoFn):
 
     def process(
         self,
-        keyed: tuple[str, dict[str, Any]],
+        keyed: tuple[str, RowTuple],
         seen: Any = beam.DoFn.StateParam(_SEEN),
         expiry: Any = beam.DoFn.TimerParam(_EXPIRY),
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[RowTuple]:
         if seen.read():
             self._dropped.inc()
             return
@@ -52,11 +53,11 @@ class _DedupeFn(beam.DoFn):
         seen.clear()
 
 
-def _keyed(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    return dedupe_key(row), row
+def _keyed(row: RowTuple) -> tuple[str, RowTuple]:
+    return tuple_dedupe_key(row), row
 
 
-def _first_of_group(keyed: tuple[str, Iterable[tuple[int, dict[str, Any]]]]) -> Iterator[Any]:
+def _first_of_group(keyed: tuple[str, Iterable[tuple[int, RowTuple]]]) -> Iterator[Any]:
     """Batch: the earliest-arriving copy of each key, re-stamped with its arrival time.
 
     After a GroupByKey in batch, elements carry the end-of-global-window timestamp, which
@@ -71,18 +72,24 @@ def _first_of_group(keyed: tuple[str, Iterable[tuple[int, dict[str, Any]]]]) -> 
             first = candidate
     if dropped:
         _batch_dropped.inc(dropped)
-    yield TimestampedValue(first[1], Timestamp(micros=first[0]))
+    yield TimestampedValue(first[1], _timestamp(first[0]))
+
+
+@functools.lru_cache(maxsize=1024)
+def _timestamp(micros: int) -> Timestamp:
+    """A replay stamps every line with one arrival time: build that Timestamp once, not per row."""
+    return Timestamp(micros=micros)
 
 
 _batch_dropped = counter("duplicates_dropped")
 
 
-def _keyed_with_arrival(row: dict[str, Any], ts: Timestamp = beam.DoFn.TimestampParam) -> tuple[str, Any]:
-    return dedupe_key(row), (ts.micros, row)
+def _keyed_with_arrival(row: RowTuple, ts: Timestamp = beam.DoFn.TimestampParam) -> tuple[str, Any]:
+    return tuple_dedupe_key(row), (ts.micros, row)
 
 
 class DedupeEvents(beam.PTransform):
-    """Rows (global window) -> the first row of each ``dedupe_key`` seen within ``ttl_seconds``.
+    """Row tuples (global window) -> the first of each ``dedupe_key`` seen within ``ttl_seconds``.
 
     No dead-letter output: nothing here can reject. Dropped copies are counted
     (``duplicates_dropped``).

@@ -7,11 +7,16 @@ trap 5). Each file is written to a dot-prefixed temp name in its final directory
 renamed, so readers only ever see complete files; names come from (window, pane, shard)
 only (``pipeline.parquet.part_file_name``), so a retried bundle overwrites its own earlier
 attempt. A write error raises: the runner retries the bundle.
+
+The window's bounds travel in the grouping key, so the writers name files from the key.
+In batch that lets the grouping run in the global window (``_GroupPerWindow``): the
+runner then groups plain values, where a GroupByKey over fixed windows would run its
+general trigger machinery for every element, for the same single on-time pane per window.
 """
 from __future__ import annotations
 
 import uuid
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Tuple
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -19,15 +24,16 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms import trigger, window
 from apache_beam.utils.timestamp import Duration
 
-from pipeline.core.partition import partition_path
 from pipeline.deadletter import encode_records
 from pipeline.parquet import (
     MAX_ROWS_PER_FILE,
+    RowTuple,
     part_file_name,
     rows_to_parquet_bytes,
     shard,
     sorted_rows,
     temp_name_for,
+    tuple_partition_path,
     window_date,
 )
 from pipeline.transforms.common import counter
@@ -55,8 +61,22 @@ def write_atomically(path: str, data: bytes) -> None:
         raise
 
 
-def _window_micros(win: Any) -> tuple[int, int]:
-    return win.start.micros, win.end.micros
+WindowKey = Tuple[str, int, int]  # (what is grouped, window start micros, window end micros)
+
+
+class _GroupPerWindow(beam.PTransform):
+    """``((key, start, end), value)`` in fixed windows -> ``((key, start, end), values)``, one
+    group per key, window and pane.
+
+    Streaming: a GroupByKey over the windows (panes as the trigger fires). Batch: the
+    window is already in the key, so the elements move to the global window first and the
+    runner's plain batch grouping gives the one on-time pane (index 0) per key and window.
+    """
+
+    def expand(self, keyed: beam.PCollection) -> beam.PCollection:
+        if keyed.is_bounded:
+            keyed = keyed | "ToGlobalWindow" >> beam.WindowInto(window.GlobalWindows())
+        return keyed | "Group" >> beam.GroupByKey()
 
 
 class WindowByArrival(beam.PTransform):
@@ -94,10 +114,9 @@ class _WriteParquetFn(beam.DoFn):
         self._rows_written = counter("rows_written")
         self._files_written = counter("files_written")
 
-    def process(self, keyed: tuple[str, Iterable[dict[str, Any]]], win: Any = beam.DoFn.WindowParam,
+    def process(self, keyed: tuple[WindowKey, Iterable[RowTuple]],
                 pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[str]:
-        partition, rows = keyed
-        start, end = _window_micros(win)
+        (partition, start, end), rows = keyed
         directory = FileSystems.join(self._output, partition)
         for index, chunk in enumerate(shard(sorted_rows(rows), self._max_rows)):
             path = FileSystems.join(directory, part_file_name(start, end, pane.index, index))
@@ -107,12 +126,12 @@ class _WriteParquetFn(beam.DoFn):
             yield path
 
 
-def _partition_keyed(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    return partition_path(row), row
+def _partition_keyed(row: RowTuple, win: Any = beam.DoFn.WindowParam) -> tuple[WindowKey, RowTuple]:
+    return (tuple_partition_path(row), win.start.micros, win.end.micros), row
 
 
 class WritePartitionedParquet(beam.PTransform):
-    """Windowed rows -> Parquet files ``{output}/event_date=D/event_name=N/part-...parquet``.
+    """Windowed row tuples -> Parquet files ``{output}/event_date=D/event_name=N/part-...parquet``.
 
     One file per partition per window per pane (more shards only past ``max_rows_per_file``).
     Output: the paths written.
@@ -126,8 +145,8 @@ class WritePartitionedParquet(beam.PTransform):
     def expand(self, rows: beam.PCollection) -> beam.PCollection:
         return (
             rows
-            | "KeyByPartition" >> beam.Map(_partition_keyed).with_output_types(tuple[str, Any])
-            | "GroupByPartition" >> beam.GroupByKey()
+            | "KeyByPartition" >> beam.Map(_partition_keyed).with_output_types(Tuple[WindowKey, Any])
+            | "GroupByPartition" >> _GroupPerWindow()
             | "WriteFiles" >> beam.ParDo(_WriteParquetFn(self.output, self.max_rows_per_file))
         )
 
@@ -140,16 +159,20 @@ class _WriteDeadLettersFn(beam.DoFn):
     def setup(self) -> None:
         self._written = counter("dead_letters_written")
 
-    def process(self, keyed: tuple[str, Iterable[dict[str, Any]]], win: Any = beam.DoFn.WindowParam,
+    def process(self, keyed: tuple[WindowKey, Iterable[dict[str, Any]]],
                 pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[str]:
-        start, end = _window_micros(win)
-        records = sorted(keyed[1], key=lambda r: (r["failed_at"], r["payload"]))
+        (_, start, end), records = keyed
+        records = sorted(records, key=lambda r: (r["failed_at"], r["payload"]))
         directory = FileSystems.join(self._output, DEAD_LETTER_DIR_PREFIX + window_date(start))
         for index, chunk in enumerate(shard(records, self._max)):
             path = FileSystems.join(directory, part_file_name(start, end, pane.index, index, ".jsonl"))
             write_atomically(path, encode_records(list(chunk)))
             self._written.inc(len(chunk))
             yield path
+
+
+def _window_keyed(record: dict[str, Any], win: Any = beam.DoFn.WindowParam) -> tuple[WindowKey, dict[str, Any]]:
+    return ("dead_letters", win.start.micros, win.end.micros), record
 
 
 class WriteDeadLetters(beam.PTransform):
@@ -167,7 +190,7 @@ class WriteDeadLetters(beam.PTransform):
     def expand(self, records: beam.PCollection) -> beam.PCollection:
         return (
             records
-            | "KeyByWindow" >> beam.Map(lambda record: ("dead_letters", record)).with_output_types(tuple[str, Any])
-            | "GroupByWindow" >> beam.GroupByKey()
+            | "KeyByWindow" >> beam.Map(_window_keyed).with_output_types(Tuple[WindowKey, Any])
+            | "GroupByWindow" >> _GroupPerWindow()
             | "WriteFiles" >> beam.ParDo(_WriteDeadLettersFn(self.output, self.max_records_per_file))
         )

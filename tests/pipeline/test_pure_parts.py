@@ -1,5 +1,5 @@
-"""The pure parts of the pipeline shell: Parquet bytes and names, dead-letter records, and
-the stage DoFns called directly (no pipeline)."""
+"""The pure parts of the pipeline shell: row tuples, Parquet bytes and names, dead-letter
+records, and the stage DoFns called directly (no pipeline)."""
 from __future__ import annotations
 
 import io
@@ -12,15 +12,24 @@ from apache_beam.pvalue import TaggedOutput
 
 from pipeline.core.decode import decode_delivery
 from pipeline.core.errors import EventError
+from pipeline.core.identity import dedupe_key
 from pipeline.core.normalize import normalize
+from pipeline.core.partition import partition_path
 from pipeline.deadletter import RECORD_FIELDS, dead_letter_record, decode_payload, encode_record, encode_records
 from pipeline.parquet import (
     TEMP_PREFIX,
+    UNSTATISTICAL_COLUMNS,
+    datetime_of,
+    micros_of,
     part_file_name,
+    row_to_tuple,
     rows_to_parquet_bytes,
     shard,
     sorted_rows,
     temp_name_for,
+    tuple_dedupe_key,
+    tuple_partition_path,
+    tuple_to_row,
     validate_row,
     window_date,
 )
@@ -28,7 +37,7 @@ from pipeline.signing import DemoSigner
 from pipeline.transforms.common import Delivery, PendingEvent
 from pipeline.transforms.normalize import _NormalizeFn
 from pipeline.transforms.verify import _VerifyAndDecodeFn
-from schemas.events import FILE_SCHEMA
+from schemas.events import FILE_SCHEMA, ROW_COLUMNS, TIMESTAMP_COLUMNS
 from tests.pipeline.helpers import corpus_payloads, sign
 
 UTC = timezone.utc
@@ -42,33 +51,73 @@ def _rows(n: int | None = None) -> list[dict]:
     return rows
 
 
-def test_corpus_rows_round_trip_through_parquet() -> None:
+def test_corpus_rows_round_trip_through_row_tuples() -> None:
     rows = _rows()
     for row in rows:
-        validate_row(row)
-    table = pq.read_table(io.BytesIO(rows_to_parquet_bytes(rows)))
-    assert table.schema.names == FILE_SCHEMA.names  # event_name is not in the file
-    assert table.num_rows == len(rows)
-    assert table.column("event_id").to_pylist() == [r["event_id"] for r in rows]
-    assert table.column("event_time").to_pylist() == [r["event_time"] for r in rows]
-    assert pq.ParquetFile(io.BytesIO(rows_to_parquet_bytes(rows))).metadata.row_group(0).column(0).compression == "ZSTD"
+        values = row_to_tuple(row)
+        assert len(values) == len(ROW_COLUMNS)
+        assert all(type(values[ROW_COLUMNS.index(c)]) is int for c in TIMESTAMP_COLUMNS if row[c] is not None)
+        assert tuple_to_row(values) == row  # timestamps exact to the microsecond
+        assert tuple_dedupe_key(values) == dedupe_key(row)
+        assert tuple_partition_path(values) == partition_path(row)
+
+
+@pytest.mark.parametrize("moment", [
+    datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),  # negative micros: still the right day
+    datetime(1970, 1, 1, tzinfo=UTC),
+    datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(2024, 3, 1, 0, 0, 0, 1, tzinfo=timezone(timedelta(hours=5))),  # 2024-02-29 19:00 UTC
+])
+def test_timestamps_and_partition_days_are_exact(moment: datetime) -> None:
+    assert datetime_of(micros_of(moment)) == moment
+    row = {**_rows(1)[0], "event_time": moment.astimezone(UTC)}
+    assert tuple_partition_path(row_to_tuple(row)) == partition_path(row)
+
+
+def test_corpus_rows_round_trip_through_parquet() -> None:
+    rows = _rows()
+    data = rows_to_parquet_bytes([row_to_tuple(r) for r in rows])
+    table = pq.read_table(io.BytesIO(data))
+    assert table.schema == FILE_SCHEMA  # types, nullability and descriptions; event_name is not in the file
+    assert table.to_pylist() == [{k: v for k, v in r.items() if k != "event_name"} for r in rows]
+    metadata = pq.ParquetFile(io.BytesIO(data)).metadata
+    columns = {metadata.row_group(0).column(i).path_in_schema: metadata.row_group(0).column(i)
+               for i in range(metadata.num_columns)}
+    assert {c.compression for c in columns.values()} == {"ZSTD"}
+    assert columns["event_time"].statistics.min == min(r["event_time"] for r in rows)
+    assert all(not columns[name].is_stats_set for name in UNSTATISTICAL_COLUMNS)
+    assert pq.read_table(io.BytesIO(rows_to_parquet_bytes([]))).num_rows == 0
 
 
 @pytest.mark.parametrize("change,error_type", [
     (lambda r: r.pop("user_id"), "missing_field"),
     (lambda r: r.update(event_id=None), "missing_field"),
+    (lambda r: r.update(event_time=None), "missing_field"),
     (lambda r: r.update(event_name=""), "missing_field"),
     (lambda r: r.update(user_id=5), "invalid_field"),
+    (lambda r: r.update(user_id=True), "invalid_field"),
     (lambda r: r.update(signed="yes"), "invalid_field"),
     (lambda r: r.update(event_time=datetime(2024, 1, 1)), "invalid_field"),
+    (lambda r: r.update(received_at="2024-01-01T00:00:00Z"), "invalid_field"),
     (lambda r: r.update(extra_column="x"), "invalid_field"),
+    (lambda r: (r.pop("user_id"), r.update(extra_column="x")), "missing_field"),
 ])
-def test_validate_row_rejects_what_parquet_would_not_take(change, error_type: str) -> None:
+def test_row_checks_reject_what_parquet_would_not_take(change, error_type: str) -> None:
     row = _rows(1)[0]
     change(row)
-    with pytest.raises(EventError) as caught:
-        validate_row(row)
-    assert caught.value.error_type == error_type
+    for check in (validate_row, row_to_tuple):
+        with pytest.raises(EventError) as caught:
+            check(row)
+        assert caught.value.error_type == error_type, check
+
+
+def test_row_to_tuple_takes_what_validate_row_takes() -> None:
+    class Name(str):
+        pass
+
+    row = {**_rows(1)[0], "user_id": Name("42")}
+    validate_row(row)
+    assert tuple_to_row(row_to_tuple(row)) == row
 
 
 def test_file_names_are_deterministic_and_temp_names_hidden() -> None:
@@ -82,10 +131,10 @@ def test_file_names_are_deterministic_and_temp_names_hidden() -> None:
 
 
 def test_sorting_and_sharding() -> None:
-    rows = _rows(20)
+    rows = [row_to_tuple(r) for r in _rows(20)]
     ordered = sorted_rows(reversed(rows))
     assert ordered == sorted_rows(rows)
-    assert [r["event_time"] for r in ordered] == sorted(r["event_time"] for r in rows)
+    assert [tuple_to_row(r)["event_time"] for r in ordered] == sorted(tuple_to_row(r)["event_time"] for r in rows)
     assert [len(s) for s in shard(list(range(25)), 10)] == [10, 10, 5]
     assert shard([], 10) == [[]]
 
@@ -136,7 +185,8 @@ def test_normalize_fn_dead_letters_the_whole_original_delivery() -> None:
     event = next(e for p in corpus_payloads()
                  for e in decode_delivery(json.dumps(p).encode(), verifier=None, allow_unsigned=True)
                  if normalize(e)["user_login"])
-    [row] = list(fn.process(PendingEvent(event, delivery)))
+    [values] = list(fn.process(PendingEvent(event, delivery)))
+    row = tuple_to_row(values)
     validate_row(row)
     assert row["received_at"] == delivery.received_at
     assert row["user_login"] and row["user_login"] != normalize(event)["user_login"]  # --pii=hash applied
