@@ -99,18 +99,20 @@ def process_group_members(pgid: int) -> list[int]:
 
 
 def wait_until(
-    condition: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05,
+    condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.05,
     abort: Callable[[], str | None] | None = None,
-) -> None:
-    """Poll ``condition`` until true; raise TimeoutError after ``timeout`` s.
+) -> Any:
+    """Poll ``condition`` until it returns something truthy (returned); raise TimeoutError
+    after ``timeout`` s.
 
     ``abort`` returns a reason to give up early (e.g. the server process exited).
     """
     deadline = time.monotonic() + timeout
     delay = interval
     while True:
-        if condition():
-            return
+        value = condition()
+        if value:
+            return value
         if abort is not None:
             reason = abort()
             if reason:

@@ -13,6 +13,7 @@ import duckdb
 from pipeline.core.decode import decode_delivery
 from pipeline.core.identity import dedupe_key
 from pipeline.core.normalize import normalize
+from pipeline.devtools.emulators import wait_until
 from pipeline.samples import sample_payloads
 from pipeline.signing import DemoSigner
 
@@ -80,15 +81,11 @@ def temp_files(*directories: Path | str) -> list[Path]:
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, interval: float = 0.5, what: str = "condition") -> Any:
-    """Poll ``condition`` until truthy (returned) or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
+    """Poll ``condition`` until truthy (returned) or fail the test after ``timeout`` seconds."""
+    try:
+        return wait_until(condition, timeout=timeout, what=what, interval=interval)
+    except TimeoutError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def env_without(*names: str) -> dict[str, str]:
