@@ -230,8 +230,8 @@ class GroupCommitPublisher:
                 self._send(batch)
 
     def _send(self, batch: list[tuple[Any, Future]]) -> None:
-        request = self._wrap_request(self._raw_request(topic=self._topic, messages=[m for m, _ in batch]))
-        try:
+        try:  # building the request inside too: a sender thread must never die with futures pending
+            request = self._wrap_request(self._raw_request(topic=self._topic, messages=[m for m, _ in batch]))
             message_ids = self._client.publish(request=request, retry=self._retry, timeout=self._timeout).message_ids
             if len(message_ids) != len(batch):
                 raise RuntimeError(f"Pub/Sub returned {len(message_ids)} ids for {len(batch)} messages")
