@@ -23,7 +23,6 @@ machine's busy cores during the run (other users included: the machine is shared
 from __future__ import annotations
 
 import argparse
-import http.client
 import multiprocessing
 import os
 import statistics
@@ -32,7 +31,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import orjson
 
@@ -40,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pipeline.devtools.emulators import FunctionServer, PubSubEmulator, process_group_members  # noqa: E402
+from pipeline.devtools.loopback import KeepAliveClient  # noqa: E402
 from pipeline.samples import sample_payloads  # noqa: E402
 
 # The serving configuration measured by default (2 cores): see the module docstring.
@@ -60,29 +59,19 @@ def pick_body(target_bytes: int = 2048) -> bytes:
 
 
 def _client_thread(url: str, body: bytes, stop_at: float, warmup_until: float, out: list[float], errors: list[int]) -> None:
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    headers = {"Content-Type": "application/json"}
+    client = KeepAliveClient(url)
     while True:
         started = time.perf_counter()
         if started >= stop_at:
             break
-        try:
-            conn.request("POST", "/", body=body, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            status = response.status
-        except (OSError, http.client.HTTPException):
-            conn.close()
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-            status = -1
+        status = client.post(body)
         finished = time.perf_counter()
         if started >= warmup_until:
             if status == 202:
                 out.append(finished - started)
             else:
                 errors.append(status)
-    conn.close()
+    client.close()
 
 
 def _client_process(url: str, body: bytes, threads: int, start_at: float, warmup: float, duration: float, queue) -> None:

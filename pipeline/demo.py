@@ -18,8 +18,6 @@ queried with DuckDB; and stops everything it started, also on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import argparse
-import http.client
-import http.server
 import json
 import os
 import queue
@@ -33,13 +31,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 from pipeline.core.decode import decode_delivery
 from pipeline.core.errors import EventError
 from pipeline.core.identity import dedupe_key
 from pipeline.core.normalize import normalize
-from pipeline.devtools.emulators import FunctionServer, PubSubEmulator, ServerProcess, free_port, wait_until
+from pipeline.devtools.emulators import FunctionServer, PubSubEmulator, ServerProcess, wait_until
+from pipeline.devtools.loopback import JwksServer, KeepAliveClient
 from pipeline.samples import sample_payloads
 from pipeline.signing import DemoSigner
 
@@ -113,39 +111,6 @@ def plan_deliveries(payloads: list[dict[str, Any]], *, duplicates: int, forged: 
     return Plan(deliveries, keys, valid_events, rejections, forged)
 
 
-class JwksServer:
-    """Serves a JWK Set at http://127.0.0.1:PORT/jwks.json from a thread (Canvas's public JWKS URL)."""
-
-    def __init__(self, jwks: dict[str, Any]):
-        document = json.dumps(jwks).encode()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                if self.path != "/jwks.json":
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(document)))
-                self.end_headers()
-                self.wfile.write(document)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/jwks.json"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="jwks", daemon=True)
-
-    def start(self) -> "JwksServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 class PipelineProcess(ServerProcess):
     """``python -m pipeline.main`` streaming from the emulator, in its own process group."""
 
@@ -174,35 +139,25 @@ def post_all(url: str, deliveries: list[Delivery], *, concurrency: int,
     replay = Replay()
     lock = threading.Lock()
     done = [0]
-    parts = urlsplit(url)
 
     def worker() -> None:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        client = KeepAliveClient(url)
         try:
             while True:
                 try:
                     delivery = work.get_nowait()
                 except queue.Empty:
                     return
-                status = -1
                 for _attempt in range(5):  # like Canvas: retry what did not get a 2xx/4xx
-                    try:
-                        conn.request("POST", "/", body=delivery.body, headers={"Content-Type": "application/jwt"})
-                        response = conn.getresponse()
-                        response.read()
-                        status = response.status
-                    except (OSError, http.client.HTTPException):
-                        conn.close()
-                        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-                        continue
-                    if status < 500:
+                    status = client.post(delivery.body, "application/jwt")
+                    if 0 < status < 500:
                         break
                 with lock:
                     replay.statuses[status] += 1
                     done[0] += 1
                     progress(done[0], len(deliveries))
         finally:
-            conn.close()
+            client.close()
 
     started = time.monotonic()
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]

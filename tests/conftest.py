@@ -37,10 +37,8 @@ def _restore(previous: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
-@pytest.fixture(scope="session")
-def pubsub_emulator() -> Iterator[PubSubEmulator]:
-    """The real Pub/Sub emulator (project ``demo-project``), shared by the session."""
-    emulator = PubSubEmulator()
+def _serving(emulator):
+    """Start ``emulator``, export its variables for the session, undo both at the end."""
     emulator.start()
     previous = _export(emulator.env())
     try:
@@ -48,16 +46,15 @@ def pubsub_emulator() -> Iterator[PubSubEmulator]:
     finally:
         _restore(previous)
         emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator() -> Iterator[PubSubEmulator]:
+    """The real Pub/Sub emulator (project ``demo-project``), shared by the session."""
+    yield from _serving(PubSubEmulator())
 
 
 @pytest.fixture(scope="session")
 def gcs_emulator() -> Iterator[GcsEmulator]:
     """gcp-storage-emulator in memory, shared by the session; create your own buckets."""
-    emulator = GcsEmulator()
-    emulator.start()
-    previous = _export(emulator.env())
-    try:
-        yield emulator
-    finally:
-        _restore(previous)
-        emulator.stop()
+    yield from _serving(GcsEmulator())

@@ -1,15 +1,13 @@
 """Fixtures for the verification tests: generated RSA keys, JWKS files, and a real JWKS server on loopback."""
 from __future__ import annotations
 
-import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
+from pipeline.devtools.loopback import JwksServer  # noqa: F401 - tests import it from here
 from pipeline.signing import DemoSigner
 
 
@@ -24,63 +22,6 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-class JwksServer:
-    """An http.server on a free loopback port serving a JWKS document the test can change.
-
-    Counts the requests it answered, so tests can assert how often a KeyStore fetched.
-    """
-
-    def __init__(self) -> None:
-        self.document: Any = {"keys": []}
-        self.status = 200
-        self.redirect_to: str | None = None
-        self.paths: list[str] = []
-        self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server naming)
-                with server._lock:
-                    server.paths.append(self.path)
-                    status, document, redirect_to = server.status, server.document, server.redirect_to
-                if redirect_to and self.path == "/jwks.json":
-                    self.send_response(302)
-                    self.send_header("Location", redirect_to)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                body = document if isinstance(document, bytes) else json.dumps(document).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/jwks.json"
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="jwks-server", daemon=True
-        )
-
-    @property
-    def requests(self) -> int:
-        with self._lock:
-            return len(self.paths)
-
-    def start(self) -> "JwksServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(timeout=10)
 
 
 def closed_port_url() -> str:
