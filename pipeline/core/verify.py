@@ -61,9 +61,10 @@ DEFAULT_LEEWAY_SECONDS = 60.0
 ALLOWED_ALG = "RS256"
 TIME_CLAIMS = ("iat", "nbf", "exp")
 
-_B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_TOKEN_ALPHABET = _B64URL_ALPHABET + b"."
-_TO_STANDARD_B64 = bytes.maketrans(b"-_", b"+/")
+# base64url -> standard base64 in one pass, with the characters that are standard base64 but
+# not base64url ("+", "/", "=") mapped to "!", so that binascii's strict mode rejects them
+# along with every other character outside the alphabet (spaces, non-ASCII, ...).
+_TO_STANDARD_B64 = bytes.maketrans(b"-_+/=", b"+/!!!")
 _PADDING = (b"", b"", b"==", b"=")
 # The last character of an unpadded segment carries unused low bits that must be zero
 # (length % 4 == 2: 4 unused bits; == 3: 2 unused bits); otherwise several strings decode
@@ -83,13 +84,18 @@ def _malformed(message: str) -> EventError:
 
 
 def _b64url_decode(segment: bytes, name: str) -> bytes:
-    """Decode one segment already known to hold only base64url characters."""
+    """Decode one unpadded base64url segment; anything else is malformed_jwt.
+
+    Strict: only the base64url alphabet, no padding, and the unused low bits of the last
+    character zero (so each byte string has exactly one encoding).
+    """
     remainder = len(segment) & 3
-    if remainder:
-        if remainder == 1 or segment[-1] not in _CANONICAL_LAST[remainder]:
-            raise _malformed(f"JWS {name} is not canonical base64url")
-        return binascii.a2b_base64(segment.translate(_TO_STANDARD_B64) + _PADDING[remainder])
-    return binascii.a2b_base64(segment.translate(_TO_STANDARD_B64))
+    if remainder and (remainder == 1 or segment[-1] not in _CANONICAL_LAST[remainder]):
+        raise _malformed(f"JWS {name} is not canonical base64url")
+    try:
+        return binascii.a2b_base64(segment.translate(_TO_STANDARD_B64) + _PADDING[remainder], strict_mode=True)
+    except binascii.Error:
+        raise _malformed(f"JWS {name} has characters outside base64url") from None
 
 
 def _check_header(header: dict[str, Any]) -> str:
@@ -131,6 +137,7 @@ def check_time_claim_types(claims: dict[str, Any], *, verify_exp: bool) -> None:
 
 
 _ABSENT: Any = object()
+_MAX_CHECKED_HEADERS = 64
 
 
 def _json_object(data: bytes, name: str) -> dict[str, Any]:
@@ -166,27 +173,39 @@ class JwtVerifier:
         self.leeway_seconds = float(leeway_seconds)
         self.verify_exp = bool(verify_exp)
         self.clock = clock
+        # Header segment -> kid, for headers that passed steps 1-3. Canvas signs every event
+        # with one header per key ({"alg":"RS256","kid":...}), so this skips decoding and
+        # checking the same few bytes on every delivery. Bounded: a flood of distinct
+        # headers only empties it.
+        self._checked_headers: dict[bytes, str] = {}
 
     def verify(self, token: bytes | str) -> VerifiedToken:
         """Return the verified claims and kid, or raise EventError (see the module docstring)."""
-        if isinstance(token, str):
+        if type(token) is bytes:
+            pass
+        elif isinstance(token, str):
             if not token.isascii():
                 raise _malformed("JWS has characters outside base64url")
             token = token.encode("ascii")
         elif not isinstance(token, bytes):
             token = bytes(token)
-        # Step 1: strict structure before anything is decoded.
+        # Step 1: three strict base64url segments (the alphabet is checked as they decode).
         segments = token.split(b".", 3)
-        if len(segments) != 3 or token.translate(None, _TOKEN_ALPHABET):
+        if len(segments) != 3:
             raise _malformed("JWS is not three base64url segments separated by dots")
         header_segment, payload_segment, signature_segment = segments
         if not header_segment or not payload_segment:
             raise _malformed("JWS header or payload segment is empty")
-        header_json = _b64url_decode(header_segment, "header")
-        header = _json_object(header_json, "header")
+        kid = self._checked_headers.get(header_segment)
+        if kid is None:
+            header = _json_object(_b64url_decode(header_segment, "header"), "header")
         payload_json = _b64url_decode(payload_segment, "payload")
         signature = _b64url_decode(signature_segment, "signature")
-        kid = _check_header(header)
+        if kid is None:
+            kid = _check_header(header)
+            if len(self._checked_headers) >= _MAX_CHECKED_HEADERS:
+                self._checked_headers.clear()
+            self._checked_headers[header_segment] = kid
         key = self.keys.get(kid)
         try:
             key.verify(signature, token[: len(header_segment) + 1 + len(payload_segment)], _PKCS1V15, _SHA256)
