@@ -94,14 +94,16 @@ def _may_hold_secret(text: str) -> bool:
 
     A case-insensitive regex scan costs ~50 us on 2 KB here, a substring search ~1 us. A
     secret needs "=" or "%3D" right after its name, so with a few "=" and no "%3" it is
-    enough to look at the characters before each "=".
+    enough to look at the characters before each "=". Single-character ``in`` tests come
+    first: they are memchr scans (~40 ns on 750 characters), where ``"%3" in text`` costs
+    ~850 ns and ``text.count("=")`` ~600 ns, and most bodies hold neither "%" nor "=".
     """
-    if "%3" in text:
+    if "%" in text and "%3" in text:
         lowered = text.lower()
         return any(name in lowered for name in SECRET_PARAMS)
-    count = text.count("=")
-    if count == 0:
+    if "=" not in text:
         return False
+    count = text.count("=")
     if count > _MAX_EQUALS_WALKED:
         lowered = text.lower()
         return any(name in lowered for name in SECRET_PARAMS)

@@ -4,9 +4,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.core.errors import EventError
-from pipeline.core.timestamps import UTC, parse_timestamp, to_iso
+from pipeline.core.timestamps import _ISO, _RUBY, UTC, parse_timestamp, to_iso
 
 
 @pytest.mark.parametrize(
@@ -102,3 +104,40 @@ def test_to_iso_converts_offsets_and_refuses_naive() -> None:
 def test_round_trip_through_to_iso() -> None:
     value = datetime(2021, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
     assert parse_timestamp(to_iso(value)) == value
+
+
+_TEMPLATES = ("2019-11-05T07:38:00.123Z", "2019-11-05T07:38:00Z")
+# Digits, separators fromisoformat knows, and characters that look like digits but are not ASCII.
+_SUBSTITUTES = "0123456789+-:.,Z TW x\u0661\u00b2\uff11"
+
+
+def _check_in_grammar(value: str) -> None:
+    """parse_timestamp skips the regex for the canonical shape; what it accepts must still be in
+    the documented grammar (ISO-8601 with ASCII digits and a zone), with the same value."""
+    try:
+        parsed = parse_timestamp(value)
+    except EventError as error:
+        assert error.error_type == "bad_timestamp"
+        return
+    assert _ISO.fullmatch(value) or _RUBY.fullmatch(value), value
+    if _ISO.fullmatch(value):
+        assert parsed == datetime.fromisoformat(value) and parsed.tzinfo is UTC
+
+
+def test_the_fast_path_accepts_only_the_grammar_every_single_edit() -> None:
+    for template in _TEMPLATES:
+        for position in range(len(template)):
+            for char in _SUBSTITUTES:
+                _check_in_grammar(template[:position] + char + template[position + 1:])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    template=st.sampled_from(_TEMPLATES),
+    edits=st.lists(st.tuples(st.integers(0, 23), st.sampled_from(_SUBSTITUTES)), min_size=2, max_size=4),
+)
+def test_the_fast_path_accepts_only_the_grammar(template: str, edits: list[tuple[int, str]]) -> None:
+    chars = list(template)
+    for position, char in edits:
+        chars[position % len(chars)] = char
+    _check_in_grammar("".join(chars))
