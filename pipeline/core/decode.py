@@ -72,26 +72,45 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     return value
 
 
+# What collections.namedtuple's own __new__ calls: building the hot-path tuples with it skips
+# one Python frame per construction (~0.35 us each, twice per delivery).
+_tuple_new = tuple.__new__
+
+
 def split_events(
     obj: dict[str, Any], *, signed: bool, kid: str | None = None
 ) -> list[DecodedEvent]:
-    """Classify a decoded JSON object and split a Caliper envelope into its events."""
-    if isinstance(obj.get("metadata"), dict) and "body" in obj:
-        return [DecodedEvent(obj, "canvas", signed, kid)]
+    """Classify a decoded JSON object and split a Caliper envelope into its events.
+
+    When ``signed``, ``obj`` is the JWT claims, and the registered claims beside the event
+    (``iss``, ``iat``, ``exp``, ...) are not part of it: a signed Canvas event is its
+    ``metadata`` and ``body`` (all that normalize and identity read), and the claims are
+    left out of a Caliper envelope or bare event.
+    """
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict) and "body" in obj:
+        if signed:
+            obj = {"metadata": metadata, "body": obj["body"]}
+        return [_tuple_new(DecodedEvent, (obj, "canvas", signed, kid, None))]
     data = obj.get("data")
     if isinstance(data, list):
         if not data:
             raise EventError("empty_envelope", "Caliper envelope has an empty data list")
-        envelope = {k: v for k, v in obj.items() if k != "data"}
+        if signed:
+            envelope = {k: v for k, v in obj.items() if k != "data" and k not in REGISTERED_CLAIMS}
+        else:
+            envelope = {k: v for k, v in obj.items() if k != "data"}
         events = []
         for i, item in enumerate(data):
             if not isinstance(item, dict):
                 raise EventError("unknown_format", f"Caliper envelope data[{i}] is not an object")
-            events.append(DecodedEvent(item, "caliper", signed, kid, envelope))
+            events.append(_tuple_new(DecodedEvent, (item, "caliper", signed, kid, envelope)))
         return events
     if "actor" in obj and "action" in obj and "type" in obj:
+        if signed and not REGISTERED_CLAIMS.isdisjoint(obj):
+            obj = {k: v for k, v in obj.items() if k not in REGISTERED_CLAIMS}
         return [DecodedEvent(obj, "caliper", signed, kid)]
-    keys = ", ".join(sorted(str(k) for k in obj)[:8])
+    keys = ", ".join(sorted(str(k) for k in obj if not (signed and k in REGISTERED_CLAIMS))[:8])
     raise EventError(
         "unknown_format",
         f"object is neither a Canvas event (metadata+body) nor a Caliper envelope or event; keys: {keys}",
@@ -120,11 +139,8 @@ def decode_delivery(
     # Two dots is enough to hand the body to the verifier, which checks the structure strictly
     # (a regex here cost ~2.5 us a body on the hot path, bytes.count ~1.4 us, find ~0.2 us).
     if verifier is not None and _has_two_dots(body):
-        token = verifier.verify(body)
-        claims = token.claims
-        if not REGISTERED_CLAIMS.isdisjoint(claims):
-            claims = {k: v for k, v in claims.items() if k not in REGISTERED_CLAIMS}
-        return split_events(claims, signed=True, kid=token.kid)
+        claims, kid = verifier.verify(body)
+        return split_events(claims, signed=True, kid=kid)
     if is_compact_jws(body):
         raise EventError("no_jwks_configured", "signed delivery but no JWKS source is configured")
     raise EventError("unknown_format", f"body of {len(body)} bytes is neither JSON nor a compact JWS")
