@@ -266,7 +266,9 @@ def caliper_fields(event: dict[str, Any]) -> dict[str, Any]:
 
     ``event_name``, ``event_time`` (the raw ``eventTime``), and every column Caliper can
     fill; columns Caliper does not carry (time_zone, user_account_id,
-    context_sis_source_id) are absent. ``type``/``action`` must be strings (the caller checks).
+    context_sis_source_id) are absent. Every key but ``event_name``/``event_time`` is a
+    string column of the row, by its column name (normalize copies them as they are).
+    ``type``/``action`` must be strings (the caller checks).
     """
     type_ = event["type"]
     action = event["action"]
