@@ -235,22 +235,22 @@ def normalize(decoded: DecodedEvent, *, received_at: datetime | None = None) -> 
 
     ``received_at`` must be None or an aware datetime (a naive one is a caller bug: ValueError).
     """
-    event = decoded.event
+    event, source_format, signed, kid, envelope = decoded
     if type(event) is not dict:
         raise EventError("unknown_format", f"event is a JSON {_json_kind(event)}, not an object")
-    if decoded.source_format == "canvas":
+    if source_format == "canvas":
         row = _canvas_row(event)
-    elif decoded.source_format == "caliper":
-        row = _caliper_row(event, decoded.envelope)
+    elif source_format == "caliper":
+        row = _caliper_row(event, envelope)
     else:
-        raise EventError("unknown_format", f"unknown source format {decoded.source_format!r}")
+        raise EventError("unknown_format", f"unknown source format {source_format!r}")
     if received_at is not None:
         if received_at.tzinfo is not UTC:
             if received_at.tzinfo is None or received_at.utcoffset() is None:
                 raise ValueError("received_at must be timezone-aware")
             received_at = received_at.astimezone(UTC)
         row["received_at"] = received_at
-    row["source_format"] = decoded.source_format
-    row["signed"] = bool(decoded.signed)
-    row["kid"] = decoded.kid
+    row["source_format"] = source_format
+    row["signed"] = signed if type(signed) is bool else bool(signed)
+    row["kid"] = kid
     return row

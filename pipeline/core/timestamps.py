@@ -48,11 +48,8 @@ def parse_timestamp(value: object, *, field: str = "event_time") -> datetime:
     """
     if type(value) is str:
         length = len(value)
-        if (
-            (length == 24 and value[19] == "." or length == 20) and value[-1] == "Z"
-            and value[10] == "T" and value[4] == "-" and value[7] == "-" and value[13] == ":"
-            and value[16] == ":"
-        ):
+        # value[4:17:3]: the separators at 4, 7, 10, 13 and 16, in one slice.
+        if (length == 24 and value[19] == "." or length == 20) and value[-1] == "Z" and value[4:17:3] == "--T::":
             # The documented shape, 2019-11-05T07:38:00.123Z (or without the fraction), without
             # the regex: with these separators in place, whatever fromisoformat accepts has
             # ASCII digits everywhere else (a test fuzzes this against _ISO), and "Z" gives
