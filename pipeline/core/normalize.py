@@ -31,12 +31,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from pipeline.core import caliper
 from pipeline.core.decode import DecodedEvent
 from pipeline.core.errors import EventError
 from pipeline.core.identity import (
-    canonical_json,
-    canvas_canonical,
+    canvas_event_id,
     event_id,
     event_id_of_canonical,
     identity_part,
@@ -45,6 +46,7 @@ from pipeline.core.scrub import scrub_text
 from pipeline.core.timestamps import UTC, parse_timestamp
 from schemas.events import ROW_COLUMNS
 
+_dumps, _SORT_KEYS = orjson.dumps, orjson.OPT_SORT_KEYS
 # Canvas metadata keys that are also column names, copied (as strings) one to one.
 CANVAS_METADATA_COLUMNS: tuple[str, ...] = (
     "request_id", "session_id", "job_id", "job_tag", "user_id", "real_user_id", "user_login",
@@ -110,7 +112,7 @@ def _scalar_id(value: object) -> str | None:
 def _canonical(value: object, field: str) -> bytes:
     """Sorted-key JSON: one serialization serves both the stored column and the event id."""
     try:
-        return canonical_json(value)
+        return _dumps(value, option=_SORT_KEYS)  # identity.canonical_json, without the extra call
     except TypeError as exc:  # orjson: ints beyond 64 bits, non-str keys (non-JSON callers)
         raise EventError("invalid_field", f"{field} cannot be stored as JSON: {exc}") from None
 
@@ -163,7 +165,9 @@ def _canvas_row(event: dict[str, Any]) -> dict[str, Any]:
     body = event.get("body")
     if body is not None and type(body) is not dict:
         raise EventError("invalid_field", f"body is a JSON {_json_kind(body)}, not an object")
-    name = as_text(metadata.get("event_name"), "metadata.event_name")
+    name = metadata.get("event_name")
+    if type(name) is not str:
+        name = as_text(name, "metadata.event_name")
     if not name:
         raise EventError("missing_field", "metadata.event_name is missing or empty")
     row = _EMPTY_ROW.copy()
@@ -186,7 +190,7 @@ def _canvas_row(event: dict[str, Any]) -> dict[str, Any]:
     if scrubbed is not metadata_text:
         _scrub_url_columns(row)
     if "body" in event:
-        row["event_id"] = event_id_of_canonical(canvas_canonical(metadata_json, body_json))
+        row["event_id"] = canvas_event_id(metadata_json, body_json)
     else:  # hand-built event without a body key: identity hashes it whole
         row["event_id"] = event_id(event)
     return row

@@ -16,7 +16,7 @@ from pipeline.core.errors import EventError
 from pipeline.core.identity import (
     EVENT_ID_HEX_CHARS,
     canonical_json,
-    canvas_canonical,
+    canvas_event_id,
     dedupe_key,
     event_id,
 )
@@ -145,10 +145,10 @@ def test_corpus_events_all_have_distinct_ids() -> None:
 
 @pytest.mark.parametrize("sample", [s for s in SAMPLES if s["format"] == "canvas"],
                          ids=lambda s: f"{s['doc_name']}-{s['example_index']}")
-def test_canvas_canonical_concatenation_equals_the_dict_form(sample: dict[str, Any]) -> None:
-    """normalize builds the Canvas canonical bytes from its two column serializations."""
+def test_canvas_event_id_from_the_parts_equals_the_event_id(sample: dict[str, Any]) -> None:
+    """normalize hashes the Canvas event from its two column serializations."""
     metadata, body = sample["payload"]["metadata"], sample["payload"]["body"]
-    assert canvas_canonical(canonical_json(metadata), canonical_json(body)) == canonical_json(
+    assert canvas_event_id(canonical_json(metadata), canonical_json(body)) == event_id(
         {"metadata": metadata, "body": body})
 
 
