@@ -96,10 +96,11 @@ def split_events(
     if isinstance(data, list):
         if not data:
             raise EventError("empty_envelope", "Caliper envelope has an empty data list")
+        envelope = obj.copy()
+        del envelope["data"]
         if signed:
-            envelope = {k: v for k, v in obj.items() if k != "data" and k not in REGISTERED_CLAIMS}
-        else:
-            envelope = {k: v for k, v in obj.items() if k != "data"}
+            for claim in REGISTERED_CLAIMS.intersection(envelope):
+                del envelope[claim]
         events = []
         for i, item in enumerate(data):
             if not isinstance(item, dict):
