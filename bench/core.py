@@ -5,7 +5,7 @@ this measures them without Beam, next to the cost nothing can beat (``cryptograp
 verify plus ``orjson`` parsing of the same tokens), so a regression shows up as a ratio
 that is stable on a noisy, shared machine (absolute figures are not).
 
-    .venv/bin/python bench/core.py [--bodies 20000] [--repeats 3] [--profile]
+    .venv/bin/python bench/core.py [--bodies 20000] [--repeats 3] [--chunk 250] [--profile]
 
 Bodies are the example corpus (pipeline.samples) signed with a DemoSigner like Canvas signs
 deliveries (RS256, kid, iss/iat/exp claims), repeated with one field varied so that every

@@ -31,12 +31,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from pipeline.core import caliper
 from pipeline.core.decode import DecodedEvent
 from pipeline.core.errors import EventError
 from pipeline.core.identity import (
+    canonical_json,
     canvas_event_id,
     event_id,
     event_id_of_canonical,
@@ -46,7 +45,6 @@ from pipeline.core.scrub import scrub_text
 from pipeline.core.timestamps import UTC, parse_timestamp
 from schemas.events import ROW_COLUMNS
 
-_dumps, _SORT_KEYS = orjson.dumps, orjson.OPT_SORT_KEYS
 # Canvas metadata keys that are also column names, copied (as strings) one to one.
 CANVAS_METADATA_COLUMNS: tuple[str, ...] = (
     "request_id", "session_id", "job_id", "job_tag", "user_id", "real_user_id", "user_login",
@@ -112,7 +110,7 @@ def _scalar_id(value: object) -> str | None:
 def _canonical(value: object, field: str) -> bytes:
     """Sorted-key JSON: one serialization serves both the stored column and the event id."""
     try:
-        return _dumps(value, option=_SORT_KEYS)  # identity.canonical_json, without the extra call
+        return canonical_json(value)
     except TypeError as exc:  # orjson: ints beyond 64 bits, non-str keys (non-JSON callers)
         raise EventError("invalid_field", f"{field} cannot be stored as JSON: {exc}") from None
 
