@@ -121,6 +121,11 @@ def _pem(ctx: Ctx, fmt: serialization.PublicFormat) -> bytes:
     return ctx.signer.public_key.public_bytes(serialization.Encoding.PEM, fmt)
 
 
+def _signed_payload(payload: bytes) -> Callable[[Any], bytes]:
+    """A case building a correctly signed token whose payload segment is exactly ``payload``."""
+    return lambda c: _sign_raw(c.signer, segment(H) + b"." + b64url(payload))
+
+
 H = {"alg": "RS256", "typ": "JWT", "kid": "k1"}
 
 CASES: dict[str, Case] = {
@@ -243,28 +248,28 @@ CASES: dict[str, Case] = {
     "b64_false_without_crit": Case(lambda c: c.signer.sign(_claims(), headers={"b64": False}), "malformed_jwt"),
     "signed_payload_is_a_list": Case(lambda c: c.signer.sign([EVENT]), "malformed_jwt"),  # type: ignore[arg-type]
     "signed_payload_not_json": Case(
-        lambda c: _sign_raw(c.signer, segment(H) + b"." + b64url(b"{not json")), "malformed_jwt"
+        _signed_payload(b"{not json"), "malformed_jwt"
     ),
     # JSON edge cases in a correctly signed payload: both paths read what orjson reads
     "signed_payload_big_int": Case(
-        lambda c: _sign_raw(c.signer, segment(H) + b"." + b64url(b'{"metadata":{},"body":{"n":123456789012345678901234567890}}')),
+        _signed_payload(b'{"metadata":{},"body":{"n":123456789012345678901234567890}}'),
         "ok",
     ),
     "signed_payload_nan": Case(
-        lambda c: _sign_raw(c.signer, segment(H) + b"." + b64url(b'{"metadata":{},"body":{"n":NaN}}')), "malformed_jwt"
+        _signed_payload(b'{"metadata":{},"body":{"n":NaN}}'), "malformed_jwt"
     ),
     "signed_payload_overflowing_float": Case(
-        lambda c: _sign_raw(c.signer, segment(H) + b"." + b64url(b'{"metadata":{},"body":{"n":1e400}}')), "malformed_jwt"
+        _signed_payload(b'{"metadata":{},"body":{"n":1e400}}'), "malformed_jwt"
     ),
     "signed_payload_lone_surrogate": Case(
-        lambda c: _sign_raw(c.signer, segment(H) + b"." + b64url(b'{"metadata":{},"body":{"s":"\\ud800"}}')),
+        _signed_payload(b'{"metadata":{},"body":{"s":"\\ud800"}}'),
         "malformed_jwt",
     ),
     "signed_payload_with_bom": Case(
-        lambda c: _sign_raw(c.signer, segment(H) + b"." + b64url(b'\xef\xbb\xbf{"metadata":{},"body":{}}')), "malformed_jwt"
+        _signed_payload(b'\xef\xbb\xbf{"metadata":{},"body":{}}'), "malformed_jwt"
     ),
     "signed_payload_not_utf8": Case(
-        lambda c: _sign_raw(c.signer, segment(H) + b"." + b64url(b'{"metadata":{},"body":"\xff"}')), "malformed_jwt"
+        _signed_payload(b'{"metadata":{},"body":"\xff"}'), "malformed_jwt"
     ),
     "header_with_bom": Case(lambda c: forge(b'\xef\xbb\xbf{"alg":"RS256","kid":"k1"}', _claims(), b"x"), "malformed_jwt"),
     # time claims
