@@ -31,7 +31,7 @@ schemas: $(STAMP)
 	$(PY) -m schemas.generate
 
 demo: $(STAMP)
-	$(PY) -m pipeline.demo
+	$(PY) -m devkit.demo
 
 bench: $(STAMP)
 	$(PY) bench/core.py

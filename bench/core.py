@@ -7,7 +7,7 @@ that is stable on a noisy, shared machine (absolute figures are not).
 
     .venv/bin/python bench/core.py [--bodies 20000] [--repeats 3] [--chunk 250] [--profile]
 
-Bodies are the example corpus (pipeline.samples) signed with a DemoSigner like Canvas signs
+Bodies are the example corpus (devkit.samples) signed with a DemoSigner like Canvas signs
 deliveries (RS256, kid, iss/iat/exp claims), repeated with one field varied so that every
 body, and every event id, differs. Signing them is setup and is not timed.
 """
@@ -36,8 +36,8 @@ from pipeline.core.decode import decode_delivery  # noqa: E402
 from pipeline.core.errors import EventError  # noqa: E402
 from pipeline.core.normalize import normalize  # noqa: E402
 from pipeline.core.verify import DEFAULT_ISSUER, build_verifier  # noqa: E402
-from pipeline.samples import sample_payloads  # noqa: E402
-from pipeline.signing import DemoSigner  # noqa: E402
+from devkit.samples import sample_payloads  # noqa: E402
+from devkit.signing import DemoSigner  # noqa: E402
 
 GOAL_EVENTS_PER_SECOND = 10_000
 GOAL_RATIO = 0.60

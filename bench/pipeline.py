@@ -51,8 +51,8 @@ def _vary(payload: dict[str, Any], i: int) -> dict[str, Any]:
 
 
 def generate(workdir: Path, events: int, dup_fraction: float, seed: int = 7) -> dict[str, Any]:
-    from pipeline.samples import sample_payloads
-    from pipeline.signing import DemoSigner
+    from devkit.samples import sample_payloads
+    from devkit.signing import DemoSigner
 
     rng = random.Random(seed)
     signer = DemoSigner(kid="bench-key")

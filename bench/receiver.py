@@ -37,9 +37,9 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline.devtools.emulators import FunctionServer, PubSubEmulator, process_group_members  # noqa: E402
-from pipeline.devtools.loopback import KeepAliveClient  # noqa: E402
-from pipeline.samples import sample_payloads  # noqa: E402
+from devkit.emulators import FunctionServer, PubSubEmulator, process_group_members  # noqa: E402
+from devkit.loopback import KeepAliveClient  # noqa: E402
+from devkit.samples import sample_payloads  # noqa: E402
 
 # The serving configuration measured by default (2 cores): see the module docstring.
 DEFAULT_WORKERS = 1

@@ -1,7 +1,7 @@
 """Session fixtures shared by every test package: the real Pub/Sub and GCS emulators.
 
 Each emulator starts lazily, the first time a test asks for it, and stops at the end of the
-session (its whole process group; see pipeline/devtools/emulators.py).
+session (its whole process group; see devkit/emulators.py).
 
 Environment: when an emulator starts, the fixture puts its variables (``PUBSUB_EMULATOR_HOST``,
 ``PUBSUB_PROJECT_ID``; ``STORAGE_EMULATOR_HOST``) into ``os.environ`` for the rest of the
@@ -20,7 +20,7 @@ from typing import Iterator
 
 import pytest
 
-from pipeline.devtools.emulators import GcsEmulator, PubSubEmulator
+from devkit.emulators import GcsEmulator, PubSubEmulator
 
 
 def _export(env: dict[str, str]) -> dict[str, str | None]:

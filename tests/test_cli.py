@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.samples import iter_samples
-from pipeline.signing import DemoSigner
+from tests.support.corpus import corpus_entries
+from devkit.signing import DemoSigner
 from schemas.events import ROW_COLUMNS
 
 CLI = shutil.which("canvas-events", path=str(Path(sys.executable).parent)) or "canvas-events"
@@ -27,7 +27,7 @@ def jsonl(data: bytes) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def corpus_lines() -> list[bytes]:
-    return [json.dumps(entry["payload"]).encode() for entry in iter_samples()]
+    return [json.dumps(entry["payload"]).encode() for entry in corpus_entries()]
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""`python -m pipeline.demo` end to end: emulator, receiver, streaming pipeline, replay, summary, cleanup.
+"""`python -m devkit.demo` end to end: emulator, receiver, streaming pipeline, replay, summary, cleanup.
 
 Expensive (about a minute): one test.
 """
@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_demo_end_to_end(tmp_path: Path) -> None:
     output, workdir = tmp_path / "demo-output", tmp_path / ".demo"
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.demo", f"--output={output}", f"--workdir={workdir}", "--deadline=200"],
+        [sys.executable, "-m", "devkit.demo", f"--output={output}", f"--workdir={workdir}", "--deadline=200"],
         cwd=REPO, capture_output=True, text=True, timeout=280,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -52,7 +52,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
 def test_demo_interrupted_stops_everything(tmp_path: Path) -> None:
     """Ctrl-C (SIGINT) once everything is up: exit 130 and no process of the demo left."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.demo", f"--output={tmp_path / 'out'}", f"--workdir={tmp_path / 'work'}"],
+        [sys.executable, "-m", "devkit.demo", f"--output={tmp_path / 'out'}", f"--workdir={tmp_path / 'work'}"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     lines = []

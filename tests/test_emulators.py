@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from pipeline.devtools.emulators import GcsEmulator, PubSubEmulator, free_port, process_group_members
+from devkit.emulators import GcsEmulator, PubSubEmulator, free_port, process_group_members
 
 pytestmark = pytest.mark.slow
 

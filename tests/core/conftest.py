@@ -7,8 +7,8 @@ from typing import Iterator
 
 import pytest
 
-from pipeline.devtools.loopback import JwksServer  # noqa: F401 - tests import it from here
-from pipeline.signing import DemoSigner
+from devkit.loopback import JwksServer  # noqa: F401 - tests import it from here
+from devkit.signing import DemoSigner
 
 
 class ManualClock:

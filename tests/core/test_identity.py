@@ -21,10 +21,10 @@ from pipeline.core.identity import (
     event_id,
 )
 from pipeline.core.normalize import normalize
-from pipeline.samples import iter_samples
-from pipeline.signing import DemoSigner
+from tests.support.corpus import corpus_entries
+from devkit.signing import DemoSigner
 
-SAMPLES = list(iter_samples())
+SAMPLES = list(corpus_entries())
 
 
 class _RS256Verifier:

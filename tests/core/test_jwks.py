@@ -15,7 +15,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from pipeline.core.errors import EventError
 from pipeline.core.jwks import JwksUnavailable, KeyStore, describe_source
 from pipeline.core.verify import JwtVerifier, build_verifier
-from pipeline.signing import DemoSigner, b64url
+from devkit.signing import DemoSigner, b64url
 from tests.core.conftest import JwksServer, ManualClock, closed_port_url
 
 NOW = 1_700_000_000

@@ -18,10 +18,10 @@ from pipeline.core.errors import ERROR_TYPES, EventError
 from pipeline.core.identity import event_id
 from pipeline.core.normalize import normalize
 from pipeline.core.timestamps import UTC
-from pipeline.samples import iter_samples
+from tests.support.corpus import corpus_entries
 from schemas.events import FILE_COLUMNS, FILE_SCHEMA, REQUIRED_COLUMNS, ROW_COLUMNS
 
-SAMPLES = list(iter_samples())
+SAMPLES = list(corpus_entries())
 STRING_COLUMNS = [f.name for f in FILE_SCHEMA if f.type == pa.string()]
 SECRET = re.compile(r"(?i)(?:access_token|verifier)=([^&#\s\"'\\]+)")
 

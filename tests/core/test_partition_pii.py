@@ -16,9 +16,9 @@ from pipeline.core.normalize import normalize
 from pipeline.core.partition import event_date, partition_path, safe_name
 from pipeline.core.pii import PII_COLUMNS, PII_JSON_KEYS, PII_MODES, apply_pii, pii_hash
 from pipeline.core.scrub import REDACTED, scrub_text, scrub_url
-from pipeline.samples import iter_samples
+from tests.support.corpus import corpus_entries
 
-SAMPLES = list(iter_samples())
+SAMPLES = list(corpus_entries())
 SALT = "operator-secret"
 
 

@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 from pipeline.core.decode import decode_delivery
 from pipeline.core.errors import EventError
 from pipeline.core.jwks import KeyStore
-from pipeline.core.verify import DEFAULT_ISSUER, JwtVerifier, PyJwtVerifier, verify_with_pyjwt
-from pipeline.samples import sample_payloads
-from pipeline.signing import DemoSigner, b64url
+from devkit.reference_verify import PyJwtVerifier, verify_with_pyjwt
+from pipeline.core.verify import DEFAULT_ISSUER, JwtVerifier
+from tests.support.corpus import corpus_payloads
+from devkit.signing import DemoSigner, b64url
 from tests.core.conftest import JwksServer, ManualClock
 
 NOW = 1_700_000_000
@@ -413,7 +414,7 @@ def _decoded(raw: bytes, **kwargs: Any) -> Any:
 
 @pytest.mark.parametrize("fmt", ["canvas", "caliper"])
 def test_signed_corpus_decodes_like_unsigned(fmt: str, signer: DemoSigner, verifier: JwtVerifier) -> None:
-    payloads = sample_payloads(fmt)
+    payloads = corpus_payloads(fmt)
     assert payloads
     decoded_ok = 0
     for payload in payloads:
@@ -429,7 +430,7 @@ def test_signed_corpus_decodes_like_unsigned(fmt: str, signer: DemoSigner, verif
 
 
 def test_signed_caliper_envelope_splits_into_its_events(signer: DemoSigner, verifier: JwtVerifier) -> None:
-    envelope = next(p for p in sample_payloads("caliper") if isinstance(p.get("data"), list) and p["data"])
+    envelope = next(p for p in corpus_payloads("caliper") if isinstance(p.get("data"), list) and p["data"])
     events = decode_delivery(signer.sign(envelope), verifier=verifier, allow_unsigned=False)
     assert [e.event for e in events] == envelope["data"]
     assert all(e.envelope == {k: v for k, v in envelope.items() if k != "data"} for e in events)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from pipeline.samples import iter_samples
+from tests.support.corpus import corpus_entries
 
 DAYS = (date(2031, 3, 1), date(2031, 3, 2), date(2031, 3, 3))
 USERS = {  # user_id -> time zone in their Canvas profile (None: not set)
@@ -48,7 +48,7 @@ class Fact:
 def _templates() -> dict[tuple[str, str], dict[str, Any]]:
     wanted = {"logged_in", "asset_accessed", "submission_created", "grade_change"}
     found: dict[tuple[str, str], dict[str, Any]] = {}
-    for entry in iter_samples():
+    for entry in corpus_entries():
         key = (entry["format"], entry["doc_name"])
         if entry["doc_name"] in wanted and key not in found:
             found[key] = entry["payload"]

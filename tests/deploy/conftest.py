@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.samples import sample_payloads
+from tests.support.corpus import corpus_payloads
 from tests.deploy.activity import Fact, generate_activity
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,7 +35,7 @@ class PipelineOutput:
 def pipeline_output(tmp_path_factory: pytest.TempPathFactory) -> PipelineOutput:
     base = tmp_path_factory.mktemp("deploy-pipeline")
     payloads, facts = generate_activity()
-    corpus = sample_payloads()
+    corpus = corpus_payloads()
     lines = [json.dumps(p, separators=(",", ":")) for p in corpus + payloads]
     (base / "in").mkdir()
     (base / "in" / "deliveries.jsonl").write_text("\n".join(lines) + "\n")

@@ -10,16 +10,12 @@ from typing import Any, Callable, Iterable
 
 import duckdb
 
+from devkit.emulators import wait_until
+from devkit.signing import DemoSigner
 from pipeline.core.decode import decode_delivery
 from pipeline.core.identity import dedupe_key
 from pipeline.core.normalize import normalize
-from pipeline.devtools.emulators import wait_until
-from pipeline.samples import sample_payloads
-from pipeline.signing import DemoSigner
-
-
-def corpus_payloads() -> list[dict[str, Any]]:
-    return sample_payloads()
+from tests.support.corpus import corpus_payloads  # noqa: F401 - the pipeline tests import it from here
 
 
 def expected_keys(payloads: Iterable[dict[str, Any]]) -> list[str]:

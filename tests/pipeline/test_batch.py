@@ -21,7 +21,7 @@ from pipeline.core.identity import dedupe_key
 from pipeline.core.normalize import normalize
 from pipeline.core.partition import safe_name
 from pipeline.main import run
-from pipeline.signing import DemoSigner
+from devkit.signing import DemoSigner
 from tests.pipeline.helpers import (
     corpus_payloads,
     counts_by_event_name,

@@ -8,7 +8,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.main import run
 from pipeline.options import CanvasEventsOptions, option_specs, preflight, preflight_io
-from pipeline.signing import DemoSigner
+from devkit.signing import DemoSigner
 
 GOOD_SUB = "projects/demo-project/subscriptions/live-events"
 

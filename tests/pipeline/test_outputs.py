@@ -23,7 +23,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.core.identity import dedupe_key
 from pipeline.main import build_pipeline, run
-from pipeline.signing import DemoSigner
+from devkit.signing import DemoSigner
 from schemas.events import FILE_SCHEMA
 from tests.pipeline.helpers import corpus_payloads, expected_keys, sign
 

@@ -33,7 +33,7 @@ from pipeline.parquet import (
     validate_row,
     window_date,
 )
-from pipeline.signing import DemoSigner
+from devkit.signing import DemoSigner
 from pipeline.transforms.common import Delivery, PendingEvent
 from pipeline.transforms.normalize import _NormalizeFn
 from pipeline.transforms.verify import _VerifyAndDecodeFn

@@ -17,7 +17,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.main import build_pipeline
-from pipeline.signing import DemoSigner
+from devkit.signing import DemoSigner
 from tests.pipeline.helpers import (
     corpus_payloads,
     dead_letters,

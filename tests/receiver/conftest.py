@@ -7,8 +7,8 @@ from typing import Iterator
 
 import pytest
 
-from pipeline.devtools.emulators import FunctionServer, PubSubEmulator
-from pipeline.signing import DemoSigner
+from devkit.emulators import FunctionServer, PubSubEmulator
+from devkit.signing import DemoSigner
 
 # Small enough that the 413 tests send little, large enough for every corpus payload (< 16 KiB).
 TEST_MAX_BODY_BYTES = 64 * 1024

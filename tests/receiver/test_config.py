@@ -9,7 +9,7 @@ import pytest
 from pipeline.core.errors import EventError
 from pipeline.receiver.config import ConfigError, ReceiverConfig
 from pipeline.receiver.main import classify_body, unverified_kid
-from pipeline.signing import DemoSigner
+from devkit.signing import DemoSigner
 
 TOPIC = "projects/p/topics/canvas-events"
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.devtools.emulators import FunctionServer, PubSubEmulator, free_port
-from pipeline.samples import sample_payloads
-from pipeline.signing import DemoSigner
+from devkit.emulators import FunctionServer, PubSubEmulator, free_port
+from tests.support.corpus import corpus_payloads
+from devkit.signing import DemoSigner
 from tests.receiver.client import post
 from tests.receiver.conftest import unique
 
@@ -19,7 +19,7 @@ def test_good_tokens_pass_forged_ones_get_401_and_are_not_published(
     signer: DemoSigner,
 ) -> None:
     subscription = pubsub_emulator.create_subscription(verifying_topic, unique("verified-sub"))
-    canvas, caliper = sample_payloads("canvas")[0], sample_payloads("caliper")[0]
+    canvas, caliper = corpus_payloads("canvas")[0], corpus_payloads("caliper")[0]
     good = [signer.sign(canvas), signer.sign(caliper)]
     impostor = DemoSigner(kid=signer.kid)  # same kid, different key
     cases = [
@@ -55,6 +55,6 @@ def test_unreachable_jwks_gives_503_so_the_sender_retries(
     nothing_listens = f"http://127.0.0.1:{free_port()}/jwks.json"
     env = {**pubsub_emulator.env(), "PUBSUB_TOPIC": verifying_topic, "JWKS_URL": nothing_listens}
     with FunctionServer(env) as server:
-        reply = post(server.url, signer.sign(sample_payloads("canvas")[0]))
+        reply = post(server.url, signer.sign(corpus_payloads("canvas")[0]))
         assert (reply.status, reply.json) == (503, {"status": "unavailable", "error": "jwks_unavailable"})
         assert "error_type=JwksUnavailable" in server.log_text()

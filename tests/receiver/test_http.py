@@ -12,9 +12,9 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from pipeline.devtools.emulators import FunctionServer, PubSubEmulator
-from pipeline.samples import sample_payloads
-from pipeline.signing import DemoSigner
+from devkit.emulators import FunctionServer, PubSubEmulator
+from tests.support.corpus import corpus_payloads
+from devkit.signing import DemoSigner
 from tests.receiver.client import post
 from tests.receiver.conftest import TEST_MAX_BODY_BYTES
 
@@ -26,7 +26,7 @@ RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 def corpus_bodies() -> list[bytes]:
     """Every corpus payload, in three encodings: compact, pretty-printed, and with trailing newline."""
     bodies = []
-    for i, payload in enumerate(sample_payloads()):
+    for i, payload in enumerate(corpus_payloads()):
         if i % 3 == 0:
             bodies.append(orjson.dumps(payload))
         elif i % 3 == 1:
@@ -69,7 +69,7 @@ def test_signed_body_without_edge_verification_carries_the_header_kid(
     receiver: FunctionServer, pubsub_emulator: PubSubEmulator, subscription: str
 ) -> None:
     signer = DemoSigner(kid="canvas-2026-11")
-    token = signer.sign(sample_payloads("canvas")[0])
+    token = signer.sign(corpus_payloads("canvas")[0])
     forged = token.rsplit(b".", 1)[0] + b"." + DemoSigner(kid="other").sign({}).rsplit(b".", 1)[1]
     for body in (token, forged):  # not checked here: the pipeline verifies (and dead-letters the forgery)
         assert post(receiver.url, body, content_type="application/jwt").status == 202

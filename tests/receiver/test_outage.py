@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pipeline.devtools.emulators import FunctionServer, PubSubEmulator
+from devkit.emulators import FunctionServer, PubSubEmulator
 from tests.receiver.client import post
 
 pytestmark = pytest.mark.slow

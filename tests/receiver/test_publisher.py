@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.devtools.emulators import PubSubEmulator
+from devkit.emulators import PubSubEmulator
 from pipeline.receiver.config import ReceiverConfig
 from pipeline.receiver.main import GroupCommitPublisher, PublishQueueFull, make_publisher, publish_retry
 from tests.receiver.conftest import unique

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.devtools.emulators import PubSubEmulator
+from devkit.emulators import PubSubEmulator
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 """Start and stop the local stand-ins for Google Cloud: the Pub/Sub emulator and a GCS emulator.
 
-Used by the test fixtures (tests/conftest.py) and by ``python -m pipeline.demo``, so it lives in
-the package. Both emulators are real servers run as subprocesses, never mocks:
+Used by the test fixtures (tests/conftest.py), the benchmarks and ``python -m devkit.demo``; part
+of the dev kit, never of the installed package. Both emulators are real servers run as subprocesses, never mocks:
 
 - Pub/Sub: the Java emulator shipped with the Google Cloud CLI. We run its server script
   (``platform/pubsub-emulator/bin/cloud-pubsub-emulator``) directly instead of
@@ -450,7 +450,8 @@ class GcsEmulator(_Emulator):
         self._client = None
 
 
-RECEIVER_SOURCE = Path(__file__).resolve().parent.parent / "receiver" / "main.py"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RECEIVER_SOURCE = REPO_ROOT / "pipeline" / "receiver" / "main.py"
 
 
 class FunctionServer(_Emulator):
@@ -495,8 +496,7 @@ class FunctionServer(_Emulator):
     def _env(self) -> dict[str, str]:
         env = {**os.environ, **self.extra_env}
         # The receiver imports the pipeline package: make it importable from a plain checkout too.
-        repo_root = str(Path(__file__).resolve().parent.parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH", "")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         return env
 
     def _ready(self) -> bool:

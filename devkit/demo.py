@@ -1,4 +1,4 @@
-"""The whole system on one machine, on the sample corpus: ``python -m pipeline.demo`` (``make demo``).
+"""The whole system on one machine, on the sample corpus: ``python -m devkit.demo`` (``make demo``).
 
 What it runs, all locally and all real (no cloud account needed):
 
@@ -36,10 +36,10 @@ from pipeline.core.decode import decode_delivery
 from pipeline.core.errors import EventError
 from pipeline.core.identity import dedupe_key
 from pipeline.core.normalize import normalize
-from pipeline.devtools.emulators import FunctionServer, PubSubEmulator, ServerProcess, wait_until
-from pipeline.devtools.loopback import JwksServer, KeepAliveClient
-from pipeline.samples import sample_payloads
-from pipeline.signing import DemoSigner
+from devkit.emulators import FunctionServer, PubSubEmulator, ServerProcess, wait_until
+from devkit.loopback import JwksServer, KeepAliveClient
+from devkit.samples import sample_payloads
+from devkit.signing import DemoSigner
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CANVAS_ISSUER = "https://live-events.canvas.instructure.com"
@@ -348,7 +348,7 @@ def run_demo(args: argparse.Namespace, out: Callable[[str], None]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m devkit.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="demo-output", help="output directory, replaced (default demo-output)")
     parser.add_argument("--workdir", default=".demo", help="scratch directory, replaced (default .demo)")
