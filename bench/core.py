@@ -7,15 +7,14 @@ that is stable on a noisy, shared machine (absolute figures are not).
 
     .venv/bin/python bench/core.py [--bodies 20000] [--repeats 3] [--chunk 250] [--profile]
 
-Bodies are the example corpus (devkit.samples) signed with a DemoSigner like Canvas signs
-deliveries (RS256, kid, iss/iat/exp claims), repeated with one field varied so that every
-body, and every event id, differs. Signing them is setup and is not timed.
+Bodies are generated events (devkit.deliveries: every documented event name, Canvas and Caliper
+formats, every one distinct) signed with a DemoSigner like Canvas signs deliveries (RS256, kid,
+iss/iat/exp claims). Generating and signing them is setup and is not timed.
 """
 from __future__ import annotations
 
 import argparse
 import base64
-import copy
 import cProfile
 import pstats
 import statistics
@@ -36,31 +35,16 @@ from pipeline.core.decode import decode_delivery  # noqa: E402
 from pipeline.core.errors import EventError  # noqa: E402
 from pipeline.core.normalize import normalize  # noqa: E402
 from pipeline.core.verify import DEFAULT_ISSUER, build_verifier  # noqa: E402
-from devkit.samples import sample_payloads  # noqa: E402
+from devkit import deliveries  # noqa: E402
 from devkit.signing import DemoSigner  # noqa: E402
 
 GOAL_EVENTS_PER_SECOND = 10_000
 GOAL_RATIO = 0.60
 
 
-def varied(payload: dict[str, Any], n: int) -> dict[str, Any]:
-    """The payload with one field made unique, so bodies and event ids differ."""
-    payload = copy.deepcopy(payload)
-    if isinstance(payload.get("metadata"), dict):
-        payload["metadata"]["request_id"] = f"bench-{n}"
-    elif isinstance(payload.get("data"), list):
-        for i, event in enumerate(payload["data"]):
-            if isinstance(event, dict):
-                event["id"] = f"urn:uuid:00000000-0000-4000-8000-{n:08d}{i:04d}"
-    else:
-        payload["id"] = f"urn:uuid:00000000-0000-4000-8000-{n:012d}"
-    return payload
-
-
 def signed_bodies(signer: DemoSigner, count: int, now: int) -> list[bytes]:
-    corpus = sample_payloads()
     claims = {"iss": DEFAULT_ISSUER, "iat": now, "exp": now + 3600}
-    return [signer.sign({**varied(corpus[n % len(corpus)], n), **claims}) for n in range(count)]
+    return [signer.sign({**payload, **claims}) for payload in deliveries.payloads(count)]
 
 
 def b64url_decode(segment: bytes) -> bytes:
@@ -140,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[Callable[[list[bytes]], int]] = [run_core, lambda b: run_floor(b, signer), run_verify]
     for _ in range(args.repeats):
         # Interleaved chunk by chunk (a few ms each), rotating the order, so that a change of
-        # speed of this shared machine (2x within seconds, measured) hits all three alike.
+        # speed of this shared machine (it changes within seconds) hits all three alike.
         totals, events = [0.0, 0.0, 0.0], 0
         for number, chunk in enumerate(chunks):
             chunk_seconds = [0.0, 0.0, 0.0]

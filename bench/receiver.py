@@ -6,7 +6,7 @@ receiver reaches >= 60% of the empty handler's requests/s, with p99 < 250 ms at 
 
 Both are served by gunicorn through functions-framework, as in production. The load generator
 runs in separate processes (threads with keep-alive http.client connections, a fixed number in
-flight: a closed loop, so it never queues more than the concurrency), posting a ~2 KB corpus
+flight: a closed loop, so it never queues more than the concurrency), posting a ~2 KB generated
 event. Figures on a shared 2-core machine are noisy: compare within one run.
 
     python bench/receiver.py [--duration 5] [--concurrency 8 64] [--workers 1] [--threads 16]
@@ -14,9 +14,9 @@ event. Figures on a shared 2-core machine are noisy: compare within one run.
 
 Defaults: 1 gunicorn worker, 16 threads, for both servers. Of 8/16/32 threads, 16 gave the
 receiver the most requests/s at 64 connections; 2 workers raise both servers' requests/s but
-leave the 2 cores saturated by server + emulator + load generator, so the ratio fell (~47%).
+leave the 2 cores saturated by server + emulator + load generator, so the ratio fell.
 Every server gets a few unmeasured seconds of load first: the emulator's JVM is cold at start
-(~2.6 ms of its CPU per publish, ~0.4 once warm), which made earlier runs blame the receiver.
+(several times its warm CPU per publish), which made earlier runs blame the receiver.
 Columns: CPU ms per request of the server, of the emulator and of the load generator, and the
 machine's busy cores during the run (other users included: the machine is shared).
 """
@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from devkit.emulators import FunctionServer, PubSubEmulator, process_group_members  # noqa: E402
 from devkit.loopback import KeepAliveClient  # noqa: E402
-from devkit.samples import sample_payloads  # noqa: E402
+from devkit.deliveries import payloads  # noqa: E402
 
 # The serving configuration measured by default (2 cores): see the module docstring.
 DEFAULT_WORKERS = 1
@@ -53,8 +53,8 @@ def receive(request):
 
 
 def pick_body(target_bytes: int = 2048) -> bytes:
-    """The corpus payload whose JSON size is closest to ``target_bytes``."""
-    bodies = [orjson.dumps(p) for p in sample_payloads()]
+    """The generated event (one of every documented kind) whose JSON size is closest to ``target_bytes``."""
+    bodies = [orjson.dumps(p) for p in payloads()]
     return min(bodies, key=lambda b: abs(len(b) - target_bytes))
 
 
@@ -218,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for server in servers.values():
                 server.start()
-            # Unmeasured: the emulator's JVM is cold at first (its CPU per publish fell from ~2.6
-            # to ~0.4 ms after some thousands of messages), which would penalize whoever runs first.
+            # Unmeasured: the emulator's JVM is cold at first (its CPU per publish falls after some
+            # thousands of messages), which would penalize whoever runs first.
             for server in servers.values():
                 run_load(server.url, body, max(args.concurrency), args.prime, 0.0, args.client_processes)
             for _ in range(args.repeat):

@@ -1,4 +1,4 @@
-"""The whole system on one machine, on the sample corpus: ``python -m devkit.demo`` (``make demo``).
+"""The whole system on one machine, on generated deliveries: ``python -m devkit.demo`` (``make demo``).
 
 What it runs, all locally and all real (no cloud account needed):
 
@@ -10,8 +10,9 @@ What it runs, all locally and all real (no cloud account needed):
    in the dead letters where they can be inspected);
 4. the Beam pipeline, streaming, on the BundleBasedDirectRunner (``python -m pipeline.main``).
 
-It then replays the corpus to the receiver over HTTP, each event signed like Canvas signs it,
-with exact retries, re-signed duplicates, forged tokens and one non-event mixed in; waits
+It then posts generated events (devkit.deliveries: every documented event name, both formats) to
+the receiver over HTTP, each signed like Canvas signs it, with exact retries, re-signed
+duplicates, forged tokens and one non-event mixed in; waits
 (with a deadline) until the Parquet output holds every distinct event; prints a summary
 queried with DuckDB; and stops everything it started, also on Ctrl-C or SIGTERM.
 """
@@ -30,19 +31,19 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TextIO
 
 from pipeline.core.decode import decode_delivery
 from pipeline.core.errors import EventError
 from pipeline.core.identity import dedupe_key
 from pipeline.core.normalize import normalize
+from devkit import deliveries
+from devkit.deliveries import Delivery
 from devkit.emulators import FunctionServer, PubSubEmulator, ServerProcess, wait_until
 from devkit.loopback import JwksServer, KeepAliveClient
-from devkit.samples import sample_payloads
 from devkit.signing import DemoSigner
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CANVAS_ISSUER = "https://live-events.canvas.instructure.com"
 TOPIC = "canvas-live-events"
 SUBSCRIPTION = "canvas-pipeline"
 TOP_EVENT_NAMES = 12
@@ -50,12 +51,6 @@ TOP_EVENT_NAMES = 12
 
 class Interrupted(Exception):
     """SIGTERM, turned into an exception so that the cleanup in ``finally`` runs."""
-
-
-@dataclass
-class Delivery:
-    body: bytes
-    kind: str  # "event", "retry", "resigned", "forged", "garbage"
 
 
 @dataclass
@@ -73,42 +68,37 @@ class Replay:
     seconds: float = 0.0
 
 
-def signed(signer: DemoSigner, payload: dict[str, Any], iat: int) -> bytes:
-    return signer.sign({**payload, "iss": CANVAS_ISSUER, "iat": iat})
-
-
 def plan_deliveries(payloads: list[dict[str, Any]], *, duplicates: int, forged: int, seed: int,
                     signer: DemoSigner) -> Plan:
-    """The bodies to post, shuffled, and what the output must then contain (via the pure core)."""
+    """The bodies to post, shuffled, and what the output must then contain (via the pure core).
+
+    The events, retries (same bytes) and re-signed copies come from devkit.deliveries; forged
+    tokens (another key under the same kid, or an unknown kid) and one non-event are added here.
+    """
     rng = random.Random(seed)
     now = int(time.time())
-    events = [Delivery(signed(signer, p, now), "event") for p in payloads]
-    picks = rng.sample(range(len(payloads)), min(duplicates, len(payloads)))
-    half = len(picks) // 2
-    retries = [Delivery(events[i].body, "retry") for i in picks[:half]]  # a sender retry: same bytes
-    resigned = [Delivery(signed(signer, payloads[i], now + 1), "resigned") for i in picks[half:]]  # new bytes
+    genuine = deliveries.deliveries(payloads, duplicates=duplicates, signer=signer, seed=seed, iat=now)
     impostor = DemoSigner(kid=signer.kid)  # same kid, another key: bad_signature
     stranger = DemoSigner(kid="not-a-canvas-key")  # unknown_kid
     fakes = [
-        Delivery(signed(impostor if i % 2 == 0 else stranger, payloads[rng.randrange(len(payloads))], now), "forged")
-        for i in range(forged)
+        Delivery(deliveries.encode(payloads[index], impostor if i % 2 == 0 else stranger, now), "forged", index)
+        for i, index in enumerate(rng.randrange(len(payloads)) for _ in range(forged))
     ]
-    garbage = [Delivery(b"<html>not a live event</html>", "garbage")]  # refused by the receiver (400)
-    deliveries = events + retries + resigned + fakes + garbage
-    rng.shuffle(deliveries)
+    garbage = [Delivery(b"<html>not a live event</html>", "garbage", -1)]  # refused by the receiver (400)
+    posted = genuine + fakes + garbage
+    rng.shuffle(posted)
 
     keys: set[str] = set()
     valid_events = rejections = 0
-    counts = Counter(i for i in picks)
+    copies = Counter(delivery.index for delivery in genuine)
     for index, payload in enumerate(payloads):
         for event in decode_delivery(json.dumps(payload).encode(), verifier=None, allow_unsigned=True):
-            copies = 1 + counts[index]
-            valid_events += copies
+            valid_events += copies[index]
             try:
                 keys.add(dedupe_key(normalize(event)))
             except EventError:
-                rejections += copies
-    return Plan(deliveries, keys, valid_events, rejections, forged)
+                rejections += copies[index]
+    return Plan(posted, keys, valid_events, rejections, forged)
 
 
 class PipelineProcess(ServerProcess):
@@ -172,6 +162,27 @@ def post_all(url: str, deliveries: list[Delivery], *, concurrency: int,
 def bar(done: int, total: int, width: int = 30) -> str:
     filled = width * done // total if total else width
     return "[" + "#" * filled + "-" * (width - filled) + f"] {done}/{total}"
+
+
+class Progress:
+    """One progress line: redrawn in place on a terminal; elsewhere (a log, CI) written once, when
+    its stage is done, so that a log holds one line per stage instead of every frame."""
+
+    def __init__(self, stream: TextIO, *, tty: bool | None = None) -> None:
+        self.stream = stream
+        self.tty = stream.isatty() if tty is None else tty
+        self.text = ""
+
+    def update(self, text: str) -> None:
+        self.text = text
+        if self.tty:
+            self.stream.write("\r" + text)
+            self.stream.flush()
+
+    def done(self) -> None:
+        """End the stage: a newline after the last frame, or the last state as one line."""
+        self.stream.write("\n" if self.tty else self.text.rstrip() + "\n")
+        self.stream.flush()
 
 
 def parquet_glob(output: Path) -> str:
@@ -259,9 +270,10 @@ def run_demo(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     output, dead_letters = output_root / "events", output_root / "dead-letters"
 
     signer = DemoSigner(kid="demo-key-1")
-    payloads = sample_payloads()
+    payloads = deliveries.payloads(args.events, seed=args.seed)
     plan = plan_deliveries(payloads, duplicates=args.duplicates, forged=args.forged, seed=args.seed, signer=signer)
-    out(f"corpus: {len(payloads)} payloads -> {len(plan.expected_keys)} distinct events expected")
+    out(f"generated {len(payloads)} events (every documented event name, Canvas and Caliper formats) "
+        f"-> {len(plan.expected_keys)} distinct events expected")
 
     stack: list[tuple[str, Callable[[], None]]] = []  # what to stop, in reverse order
     pids: list[int] = []
@@ -299,12 +311,10 @@ def run_demo(args: argparse.Namespace, out: Callable[[str], None]) -> int:
         pids.append(receiver.pid or -1)
         out(f"receiver on {receiver.url} (pid {receiver.pid})")
 
-        def progress(done: int, total: int) -> None:
-            sys.stdout.write(f"\rposting   {bar(done, total)}")
-            sys.stdout.flush()
-
-        replay = post_all(receiver.url, plan.deliveries, concurrency=8, progress=progress)
-        sys.stdout.write("\n")
+        line = Progress(sys.stdout)
+        replay = post_all(receiver.url, plan.deliveries, concurrency=8,
+                          progress=lambda done, total: line.update(f"posting   {bar(done, total)}"))
+        line.done()
         failed = sum(n for s, n in replay.statuses.items() if s >= 500 or s < 0)
         if failed:
             out(f"error: {failed} deliveries were not accepted by the receiver")
@@ -313,26 +323,26 @@ def run_demo(args: argparse.Namespace, out: Callable[[str], None]) -> int:
         expected = len(plan.expected_keys)
         wait_started = time.monotonic()
         state = [(0, 0, 0)]
+        line = Progress(sys.stdout)
 
         def complete() -> bool:
             if pipeline.exit_reason():
                 raise RuntimeError(f"the pipeline stopped: {pipeline.exit_reason()}")
             state[0] = output_state(output, dead_letters)
             rows, distinct, dead = state[0]
-            sys.stdout.write(
-                f"\rwaiting   {bar(min(distinct, expected), expected)} events in Parquet, "
+            line.update(
+                f"waiting   {bar(min(distinct, expected), expected)} events in Parquet, "
                 f"{dead} dead letters, {time.monotonic() - wait_started:.0f} s "
             )
-            sys.stdout.flush()
             return distinct >= expected and dead >= plan.forged
 
         try:
             wait_until(complete, timeout=args.deadline, what="the Parquet output", interval=1.0)
         except TimeoutError:
-            sys.stdout.write("\n")
+            line.done()
             out(f"pipeline log tail:\n{pipeline.log_tail()}")
             raise
-        sys.stdout.write("\n")
+        line.done()
         out(summary(output, dead_letters, plan, replay, time.monotonic() - started))
         return 0
     finally:
@@ -353,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="demo-output", help="output directory, replaced (default demo-output)")
     parser.add_argument("--workdir", default=".demo", help="scratch directory, replaced (default .demo)")
     parser.add_argument("--window-seconds", type=int, default=5, help="pipeline window length (default 5)")
+    parser.add_argument("--events", type=int, default=200, help="distinct events generated (default 200)")
     parser.add_argument("--duplicates", type=int, default=30, help="duplicate deliveries mixed in (default 30)")
     parser.add_argument("--forged", type=int, default=4, help="forged deliveries mixed in (default 4)")
     parser.add_argument("--seed", type=int, default=7, help="shuffle seed (default 7)")

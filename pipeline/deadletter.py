@@ -8,21 +8,15 @@ operator can fix the cause and replay the payload as it was received. Pure: no B
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Mapping
 
 import orjson
 
 from pipeline.core.errors import EventError
+from pipeline.core.timestamps import to_iso
 
 RECORD_FIELDS: tuple[str, ...] = ("stage", "error_type", "message", "payload", "attributes", "failed_at")
-
-
-def iso_utc(moment: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z`` suffix and microseconds (sortable as text)."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime: pass an aware UTC datetime")
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def dead_letter_record(
@@ -46,7 +40,7 @@ def dead_letter_record(
         "message": error.message,
         "payload": base64.b64encode(payload).decode("ascii"),
         "attributes": {str(k): str(v) for k, v in (attributes or {}).items()},
-        "failed_at": iso_utc(failed_at),
+        "failed_at": to_iso(failed_at),
     }
 
 

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from pipeline.core.errors import EventError
 from pipeline.core.identity import dedupe_key
 from pipeline.core.partition import partition_path
+from pipeline.core.timestamps import utc_strftime
 from schemas.events import FILE_SCHEMA, ROW_COLUMNS
 
 COMPRESSION = "zstd"  # BigQuery external tables and DuckDB read zstd Parquet
@@ -199,7 +200,7 @@ def rows_to_parquet_bytes(rows: Sequence[RowTuple], compression: str = COMPRESSI
 
 
 def _stamp(micros: int) -> str:
-    return datetime.fromtimestamp(micros / 1e6, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return utc_strftime(micros, "%Y%m%dT%H%M%SZ")
 
 
 def part_file_name(window_start_micros: int, window_end_micros: int, pane_index: int, shard_index: int,
@@ -220,4 +221,4 @@ def temp_name_for(final_name: str, attempt: str) -> str:
 
 def window_date(window_start_micros: int) -> str:
     """UTC date (YYYY-MM-DD) of a window start: the dead-letter directory of that window."""
-    return datetime.fromtimestamp(window_start_micros / 1e6, tz=timezone.utc).strftime("%Y-%m-%d")
+    return utc_strftime(window_start_micros, "%Y-%m-%d")

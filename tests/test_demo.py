@@ -4,6 +4,7 @@ Expensive (about a minute): one test.
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -14,39 +15,73 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from devkit.deliveries import event_kinds
+from devkit.demo import Progress, bar
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+EVENTS, DUPLICATES, FORGED = 120, 30, 4  # 120 > the 114 (format, name) kinds: every kind appears
+
+
 def test_demo_end_to_end(tmp_path: Path) -> None:
     output, workdir = tmp_path / "demo-output", tmp_path / ".demo"
     result = subprocess.run(
-        [sys.executable, "-m", "devkit.demo", f"--output={output}", f"--workdir={workdir}", "--deadline=200"],
+        [sys.executable, "-m", "devkit.demo", f"--output={output}", f"--workdir={workdir}", "--deadline=200",
+         f"--events={EVENTS}", f"--duplicates={DUPLICATES}", f"--forged={FORGED}"],
         cwd=REPO, capture_output=True, text=True, timeout=280,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    text = result.stdout.replace("\r", "\n")
+    text = result.stdout
+    posted = EVENTS + DUPLICATES + FORGED + 1  # + one non-event
 
     # The summary: every distinct event once, duplicates dropped, forged events dead-lettered.
-    assert "201 rows, 201 distinct events" in text
-    assert re.search(r"duplicates dropped: 30 \(231 validly signed events posted, 201 rows written\)", text)
-    assert re.search(r"VerifyAndDecode\s+bad_signature\s+2", text) and re.search(r"unknown_kid\s+2", text)
-    assert "235 x HTTP 202, 1 x HTTP 400" in text
-    assert "[##############################] 236/236" in text  # the progress bar finished
+    assert f"{EVENTS} rows, {EVENTS} distinct events" in text
+    assert (f"duplicates dropped: {DUPLICATES} ({EVENTS + DUPLICATES} validly signed events posted, "
+            f"{EVENTS} rows written)") in text
+    assert re.search(rf"VerifyAndDecode\s+bad_signature\s+{FORGED // 2}\b", text)
+    assert re.search(rf"unknown_kid\s+{FORGED - FORGED // 2}\b", text)
+    assert f"{posted - 1} x HTTP 202, 1 x HTTP 400" in text
+    # Not a terminal: one line per stage, the progress bar's last state, no redrawn frames.
+    assert "\r" not in text
+    lines = text.splitlines()
+    assert [line for line in lines if line.startswith("posting")] == [f"posting   [{'#' * 30}] {posted}/{posted}"]
+    waiting = [line for line in lines if line.startswith("waiting")]
+    assert len(waiting) == 1 and f"[{'#' * 30}] {EVENTS}/{EVENTS} events in Parquet" in waiting[0]
 
-    # The files are really there, readable the way BigQuery external tables read them.
+    # The files are really there, readable the way BigQuery external tables read them, with
+    # every documented event name in each format the generator knows.
     rows = duckdb.sql(
-        f"select count(*), count(distinct event_id) from read_parquet('{output}/events/**/*.parquet', "
-        "hive_partitioning=true)"
+        f"select count(*), count(distinct event_id), count(distinct (source_format, event_name)) "
+        f"from read_parquet('{output}/events/**/*.parquet', hive_partitioning=true)"
     ).fetchall()[0]
-    assert rows == (201, 201)
+    assert rows == (EVENTS, EVENTS, len(event_kinds()))
     assert (workdir / "pipeline.log").is_file()
 
     # Everything the demo started is gone.
     pids = [int(p) for p in re.search(r"stopped everything the demo started \(pids ([\d ]+)\)", text).group(1).split()]
     assert len(pids) == 3
     assert [pid for pid in pids if os.path.exists(f"/proc/{pid}")] == []
+
+
+def test_progress_redraws_on_a_terminal_and_writes_one_line_per_stage_elsewhere() -> None:
+    for tty in (True, False):
+        stream = io.StringIO()
+        line = Progress(stream, tty=tty)
+        for done in range(1, 101):
+            line.update(f"posting   {bar(done, 100)}")
+        line.done()
+        line = Progress(stream, tty=tty)
+        line.update("waiting   1/2 ")
+        line.update("waiting   2/2 ")
+        line.done()
+        written = stream.getvalue()
+        if tty:
+            assert written.count("\r") == 102 and written.endswith("waiting   2/2 \n")
+        else:
+            assert written == f"posting   [{'#' * 30}] 100/100\nwaiting   2/2\n"
 
 
 def test_demo_interrupted_stops_everything(tmp_path: Path) -> None:

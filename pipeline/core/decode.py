@@ -133,8 +133,8 @@ def decode_delivery(
             raise EventError("unsigned_not_allowed", "unsigned JSON delivery and unsigned input is not allowed")
         return split_events(parse_json_object(body), signed=False)
     # A body that begins like a JWS header ("eyJ" is base64url for '{"', how Canvas's headers
-    # start) or has two dots goes to the verifier, which checks the structure strictly (a
-    # regex here cost ~2.5 us a body on the hot path, bytes.count ~1.4 us, three finds ~0.5 us).
+    # start) or has two dots goes to the verifier, which checks the structure strictly (three
+    # finds were cheaper here than a regex or bytes.count on the hot path: bench/core.py).
     if verifier is not None and (body.startswith(b"eyJ") or _has_two_dots(body)):
         claims, kid = verifier.verify(body)
         return split_events(claims, signed=True, kid=kid)

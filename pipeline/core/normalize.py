@@ -152,7 +152,7 @@ def canvas_object(name: str, body: dict[str, Any] | None) -> tuple[str | None, s
     return None, None
 
 
-# Rows start as a copy of this (ten times cheaper than dict.fromkeys(ROW_COLUMNS)).
+# Rows start as a copy of this (much cheaper than dict.fromkeys(ROW_COLUMNS) per row).
 _EMPTY_ROW: dict[str, Any] = dict.fromkeys(ROW_COLUMNS)
 
 

@@ -83,12 +83,20 @@ def parse_timestamp(value: object, *, field: str = "event_time") -> datetime:
     raise _reject(field, value, "not a string")
 
 
-def to_iso(dt: datetime) -> str:
-    """``2019-11-05T15:38:00.000000Z``: ISO-8601 UTC with microseconds. Naive values are refused."""
+def to_iso(dt: datetime, *, milliseconds: bool = False) -> str:
+    """``2019-11-05T15:38:00.000000Z``: ISO-8601 UTC with microseconds (or milliseconds, as Canvas
+    writes ``event_time``), sortable as text. Naive values are refused. One of the project's two
+    UTC formatters (with :func:`utc_strftime`)."""
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError("to_iso needs an aware datetime")
     u = dt.astimezone(UTC)
+    fraction = f"{u.microsecond // 1000:03d}" if milliseconds else f"{u.microsecond:06d}"
     return (
         f"{u.year:04d}-{u.month:02d}-{u.day:02d}T"
-        f"{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}Z"
+        f"{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{fraction}Z"
     )
+
+
+def utc_strftime(micros: int, pattern: str) -> str:
+    """An epoch time in microseconds, in UTC, formatted with ``strftime`` ``pattern`` (file and directory names)."""
+    return datetime.fromtimestamp(micros / 1e6, tz=UTC).strftime(pattern)

@@ -48,6 +48,7 @@ import orjson
 
 from pipeline.core.decode import is_compact_jws, parse_json_object
 from pipeline.core.errors import EventError
+from pipeline.core.timestamps import to_iso
 from pipeline.receiver.config import ConfigError, ReceiverConfig
 
 logger = logging.getLogger("canvas_receiver")
@@ -61,8 +62,7 @@ JWKS_FETCH_TIMEOUT_SECONDS = 5.0
 
 # Publish RPCs in flight at once per process. One already shares the RPC cost under load; a
 # second keeps a message from waiting a whole round trip behind the RPC just sent (real Pub/Sub
-# takes tens of ms). More only split batches: measured in-process, 4 cost ~1.5-2x the CPU per
-# message of 1 or 2.
+# takes tens of ms). More only split batches, at a higher CPU cost per message.
 _PUBLISH_RPCS = 2
 # One Publish RPC carries at most this much; Pub/Sub's own request limit is 10 MB, and a body
 # over the batch size still travels alone (MAX_BODY_BYTES defaults to 1 MiB).
@@ -103,7 +103,7 @@ def unavailable(error: str) -> Outcome:
 
 
 def rfc3339_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return to_iso(datetime.now(timezone.utc), milliseconds=True)
 
 
 def unverified_kid(token: bytes) -> str | None:
@@ -149,8 +149,8 @@ class GroupCommitPublisher:
     together in the next one, so the per-RPC cost (gRPC here, Pub/Sub's own) is shared; when
     idle, a message leaves at once instead of waiting for a batch timer. The library's batching
     ``pubsub_v1.PublisherClient`` waits ``max_latency`` for every batch and starts two threads
-    per batch; in bench/receiver.py this had the lower latency at 8 connections and ~35% more
-    requests/s at 64, for the same server CPU per request.
+    per batch; in bench/receiver.py this had the lower latency and more requests/s, for the
+    same server CPU per request.
 
     A request that stops waiting cancels its future: a message still queued is then never sent
     (clean 503); one already in an RPC may still be stored (at-least-once, see the module

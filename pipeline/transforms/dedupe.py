@@ -105,7 +105,7 @@ class DedupeEvents(beam.PTransform):
         if rows.is_bounded:
             # Batch: a run is one pass shorter than any sensible TTL, so "first copy per key"
             # is the same result; a GroupByKey gets it without per-key state and timers,
-            # which cost ~3x more per element on the FnApiRunner.
+            # which cost several times more per element on the FnApiRunner.
             return (
                 rows
                 | "KeyByDedupeKey" >> beam.Map(_keyed_with_arrival).with_output_types(tuple[str, Any])
