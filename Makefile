@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help venv test demo bench clean schemas
 
 help:
-	@echo "make demo    run the whole system locally on the sample corpus"
+	@echo "make demo    run the whole system locally on generated deliveries"
 	@echo "make test    create .venv, install the project with its test extras, run all tests"
 	@echo "make bench   run the benchmarks under bench/"
 
