@@ -303,11 +303,12 @@ class Delivery:
     index: int  # which of the distinct payloads it carries
 
 
-def _reordered(value: Any) -> Any:
+def reversed_keys(value: Any) -> Any:
+    """``value`` with the keys of every JSON object in reverse order: the same event as other bytes."""
     if isinstance(value, dict):
-        return {key: _reordered(value[key]) for key in reversed(list(value))}
+        return {key: reversed_keys(value[key]) for key in reversed(list(value))}
     if isinstance(value, list):
-        return [_reordered(item) for item in value]
+        return [reversed_keys(item) for item in value]
     return value
 
 
@@ -336,7 +337,7 @@ def deliveries(events: list[dict[str, Any]], *, duplicates: int, signer: DemoSig
         elif signer is not None:
             out.append(Delivery(encode(events[index], signer, issued + 1 + n), "resent", index))
         else:
-            out.append(Delivery(orjson.dumps(_reordered(events[index])), "resent", index))
+            out.append(Delivery(orjson.dumps(reversed_keys(events[index])), "resent", index))
     rng.shuffle(out)
     return out
 

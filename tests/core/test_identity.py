@@ -22,6 +22,7 @@ from pipeline.core.identity import (
 )
 from pipeline.core.normalize import normalize
 from tests.support.corpus import corpus_entries
+from devkit.deliveries import reversed_keys
 from devkit.signing import DemoSigner
 
 SAMPLES = list(corpus_entries())
@@ -49,14 +50,6 @@ def _sample(fmt: str, doc_name: str, index: int = 0) -> dict[str, Any]:
     raise LookupError((fmt, doc_name, index))
 
 
-def _reverse_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _reverse_keys(value[k]) for k in reversed(list(value))}
-    if isinstance(value, list):
-        return [_reverse_keys(v) for v in value]
-    return value
-
-
 def _rows(raw: bytes, verifier: Any = None) -> list[dict[str, Any]]:
     return [normalize(d) for d in decode_delivery(raw, verifier=verifier, allow_unsigned=True)]
 
@@ -68,7 +61,7 @@ def test_event_id_shape() -> None:
 
 def test_key_order_does_not_change_the_id() -> None:
     payload = _sample("canvas", "assignment_created")
-    reordered = _reverse_keys(payload)
+    reordered = reversed_keys(payload)
     assert json.dumps(reordered) != json.dumps(payload)
     assert event_id(reordered) == event_id(payload)
 
@@ -76,7 +69,7 @@ def test_key_order_does_not_change_the_id() -> None:
 def test_whitespace_and_key_order_of_the_delivery_do_not_change_the_key() -> None:
     payload = _sample("canvas", "assignment_created")
     compact = orjson.dumps(payload)
-    pretty = json.dumps(_reverse_keys(payload), indent=3).encode()
+    pretty = json.dumps(reversed_keys(payload), indent=3).encode()
     (a,), (b,) = _rows(compact), _rows(pretty)
     assert a["event_id"] == b["event_id"]
     assert dedupe_key(a) == dedupe_key(b)
@@ -87,7 +80,7 @@ def test_signed_resigned_and_unsigned_deliveries_of_one_event_share_the_key(sign
     verifier = _RS256Verifier(signer)
     now = int(time.time())
     first = signer.sign({**payload, "iat": now - 60, "exp": now + 240, "iss": "https://live-events.canvas.instructure.com"})
-    retry = signer.sign({**_reverse_keys(payload), "iat": now, "exp": now + 300, "jti": "retry-1"})
+    retry = signer.sign({**reversed_keys(payload), "iat": now, "exp": now + 300, "jti": "retry-1"})
     assert first != retry
     rows = _rows(first, verifier) + _rows(retry, verifier) + _rows(orjson.dumps(payload))
     assert [r["signed"] for r in rows] == [True, True, False]
