@@ -21,6 +21,14 @@ class CorpusMissing(FileNotFoundError):
     """The documentation corpus is not beside the repository (a plain clone)."""
 
 
+def shared_folder(name: str) -> Path:
+    """``../shared/<name>`` beside the repository (e.g. ``third-party-events``); CorpusMissing when absent."""
+    path = SHARED / name
+    if not path.is_dir():
+        raise CorpusMissing(f"{path} is missing (shared test data beside the repository)")
+    return path
+
+
 def corpus_dir() -> Path:
     """Directory holding ``canvas.jsonl`` and ``caliper.jsonl``; CorpusMissing when there is none."""
     base = Path(os.environ["CANVAS_EVENTS_CORPUS"]) if os.environ.get("CANVAS_EVENTS_CORPUS") else SHARED / "canvas-events"

@@ -124,3 +124,4 @@ def test_command_line_writes_what_canvas_events_normalize_accepts(tmp_path: Path
     assert {(row["source_format"], row["event_name"]) for row in rows} == set(KINDS)
     assert all(row["signed"] for row in rows)
     assert orjson.loads(jwks.read_bytes())["keys"][0]["kid"] == "devkit-key"
+

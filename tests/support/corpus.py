@@ -6,6 +6,7 @@ missing. Module level (``SAMPLES = corpus_entries()``) and inside a test both wo
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,3 +25,11 @@ def corpus_entries(fmt: str | None = None) -> list[dict[str, Any]]:
 def corpus_payloads(fmt: str | None = None) -> list[dict[str, Any]]:
     """Just the payloads, in corpus order, or skip."""
     return [entry["payload"] for entry in corpus_entries(fmt)]
+
+
+def shared_folder(name: str) -> Path:
+    """``../shared/<name>`` (e.g. ``third-party-events``), or skip naming the missing folder."""
+    try:
+        return samples.shared_folder(name)
+    except samples.CorpusMissing as exc:
+        pytest.skip(str(exc), allow_module_level=True)
