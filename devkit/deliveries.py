@@ -128,7 +128,8 @@ class _Maker:
     def __init__(self, rng: random.Random, serial: int, now: datetime):
         self.rng = rng
         self.serial = serial
-        self.event_time = now - timedelta(seconds=rng.randrange(0, 3 * 86400), milliseconds=rng.randrange(1000))
+        # Live events arrive seconds after they happen: event times lie in the hour before now.
+        self.event_time = now - timedelta(seconds=rng.randrange(0, 3600), milliseconds=rng.randrange(1000))
         self.user_id = self.canvas_id()
         self.course_id = self.canvas_id()
 
@@ -282,7 +283,7 @@ def payloads(count: int | None = None, *, formats: tuple[str, ...] = FORMATS, se
              now: datetime | None = None) -> list[dict[str, Any]]:
     """``count`` distinct events (default: one of every kind), cycling over :func:`event_kinds`.
 
-    Event times fall within the three days before ``now`` (default: the current time).
+    Event times fall within the hour before ``now`` (default: the current time).
     """
     kinds = event_kinds(formats)
     total = len(kinds) if count is None else count
