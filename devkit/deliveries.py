@@ -125,9 +125,8 @@ def _iso(moment: datetime) -> str:
 class _Maker:
     """Values for one event, all drawn from one seeded random generator."""
 
-    def __init__(self, rng: random.Random, serial: int, now: datetime):
+    def __init__(self, rng: random.Random, now: datetime):
         self.rng = rng
-        self.serial = serial
         # Live events arrive seconds after they happen: event times lie in the hour before now.
         self.event_time = now - timedelta(seconds=rng.randrange(0, 3600), milliseconds=rng.randrange(1000))
         self.user_id = self.canvas_id()
@@ -198,7 +197,7 @@ class _Maker:
 
 def canvas_event(name: str, rng: random.Random, serial: int, now: datetime) -> dict[str, Any]:
     """One Canvas-format event of ``name``; every fourth one raised by a background job."""
-    make = _Maker(rng, serial, now)
+    make = _Maker(rng, now)
     metadata: dict[str, Any] = {
         "producer": "canvas",
         "root_account_id": ROOT_ACCOUNT_ID,
@@ -208,7 +207,8 @@ def canvas_event(name: str, rng: random.Random, serial: int, now: datetime) -> d
         "event_time": _iso(make.event_time),
     }
     if serial % 4 == 3:
-        metadata = {"job_id": make.canvas_id(), "job_tag": f"{_camel('x_' + name).title()[1:]}#perform", **metadata}
+        job_class = "".join(part.title() for part in name.split("_")[:-1]) or "Canvas"
+        metadata = {"job_id": make.canvas_id(), "job_tag": f"{job_class}#perform", **metadata}
     else:
         metadata.update(make.request())
     return {"metadata": metadata, "body": make.body(name)}
@@ -217,7 +217,7 @@ def canvas_event(name: str, rng: random.Random, serial: int, now: datetime) -> d
 def caliper_envelope(name: str, rng: random.Random, serial: int, now: datetime) -> dict[str, Any]:
     """A Caliper 1.1 envelope holding one event that normalizes to ``name`` (see caliper_shapes)."""
     shape = caliper_shapes()[name]
-    make = _Maker(rng, serial, now)
+    make = _Maker(rng, now)
     request = make.request()
     object_id = make.canvas_id()
     extension = {**make.body(name), "entity_id": object_id}
@@ -290,8 +290,11 @@ def payloads(count: int | None = None, *, formats: tuple[str, ...] = FORMATS, se
     rng = random.Random(seed)
     moment = now or datetime.now(timezone.utc)
     makers = {"canvas": canvas_event, "caliper": caliper_envelope}
-    return [makers[fmt](name, rng, serial, moment) for serial, (fmt, name) in
-            ((serial, kinds[serial % len(kinds)]) for serial in range(total))]
+    events = []
+    for serial in range(total):
+        fmt, name = kinds[serial % len(kinds)]
+        events.append(makers[fmt](name, rng, serial, moment))
+    return events
 
 
 @dataclass(frozen=True)
