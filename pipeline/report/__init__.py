@@ -28,13 +28,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_figures(output: str, dead_letter_output: str | None, days: int, now: datetime) -> dict[str, Any]:
-    from pipeline.report.figures import compute_figures
-    from pipeline.report.lake import list_parquet, read_dead_letters, read_events
+    from pipeline.report.figures import compute_figures, summarize_partition, window
+    from pipeline.report.lake import list_parquet, read_dead_letters, read_partition
 
     files = list_parquet(output)
-    events = read_events(files)
+    covered = window((f.event_date for f in files), days)
+    by_partition: dict[tuple[str, str], list] = {}
+    for f in files:
+        if covered and covered[0] <= f.event_date <= covered[1]:
+            by_partition.setdefault((f.event_date, f.event_name), []).append(f)
+    # One partition in memory at a time: each is summarized as soon as it is read.
+    partitions = [summarize_partition(d, n, read_partition(fs)) for (d, n), fs in sorted(by_partition.items())]
     dead = read_dead_letters(dead_letter_output) if dead_letter_output else []
-    figures = compute_figures(events, files, dead, days=days, now=now)
+    figures = compute_figures(partitions, files, dead, days=days, now=now)
     figures["source"] = {"output": output, "dead_letter_output": dead_letter_output}
     return figures
 

@@ -1,9 +1,12 @@
 """The health report's figures, computed from tables: pure, no I/O, no Beam, no HTML.
 
-Input: the lake as read by ``pipeline.report.lake`` (one Arrow table of the few event columns
-the report needs, with the hive partition columns from the paths; the list of Parquet files
-with their sizes; the dead-letter records' stage, error type and time). Output: one plain dict
-of JSON-ready values, the same for ``--json`` and for the HTML page.
+Input: the lake as read by ``pipeline.report.lake``: the list of Parquet files with their
+sizes, one Arrow table per partition (``event_date``/``event_name``) holding the few columns
+the figures need, and the dead-letter records' stage, error type and time. Each partition is
+boiled down to a ``PartitionSummary`` as soon as it is read (a duplicate always lands in its
+original's partition: same event time, same name), so memory holds one partition's columns
+plus one float per row for the freshness percentiles, whatever the size of the lake.
+Output: one plain dict of JSON-ready values, the same for ``--json`` and for the HTML page.
 
 Definitions (also in the README, "Operating it"):
 
@@ -72,8 +75,8 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _window(present: Iterable[str], days: int) -> tuple[str, str] | None:
-    """(first, last) date of the report window over the dates ``present``; None when empty."""
+def window(present: Iterable[str], days: int) -> tuple[str, str] | None:
+    """(first, last) date of the report window over the dates ``present``; None when there are none."""
     dates = sorted(set(present))
     if not dates:
         return None
@@ -89,40 +92,64 @@ def _date_range(first: str, last: str) -> list[str]:
     return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
-def _quantiles(values: pa.Array) -> tuple[float | None, float | None]:
-    values = pc.drop_null(values)
-    if len(values) == 0:
+def _quantiles(values: Sequence[pa.Array]) -> tuple[float | None, float | None]:
+    chunks = [v for v in values if len(v)]
+    if not chunks:
         return None, None
-    p50, p99 = pc.quantile(values, q=[0.5, 0.99], interpolation="linear").to_pylist()
+    p50, p99 = pc.quantile(pa.chunked_array(chunks, pa.float64()), q=[0.5, 0.99], interpolation="linear").to_pylist()
     return float(p50), float(p99)
 
 
-def _distinct_keys(table: pa.Table) -> pa.Table:
-    """One row per distinct (event_date, event_name, request_id, job_id, event_id)."""
-    keys = ["event_date", "event_name", "request_id", "job_id", "event_id"]
-    return table.select(keys).group_by(keys, use_threads=False).aggregate([])
+@dataclass(frozen=True)
+class PartitionSummary:
+    """What the figures need of one partition's rows."""
+
+    event_date: str
+    event_name: str
+    rows: int
+    distinct_events: int
+    hourly_distinct: dict[int, int]  # UTC hour of event_time -> distinct events
+    lags: pa.Array  # received_at - event_time in seconds, rows that have a received_at
+    newest_event: datetime | None
+    newest_received: datetime | None
 
 
-def _by(table: pa.Table, keys: list[str]) -> dict[tuple, int]:
-    if table.num_rows == 0:
-        return {}
-    grouped = table.group_by(keys, use_threads=False).aggregate([([], "count_all")])
-    columns = [grouped.column(k).to_pylist() for k in keys]
-    counts = grouped.column("count_all").to_pylist()
-    return {tuple(c[i] for c in columns): int(counts[i]) for i in range(grouped.num_rows)}
-
-
-def _normalize_events(events: pa.Table) -> pa.Table:
-    """The columns the figures use, ``event_date`` as a YYYY-MM-DD string."""
-    missing = [c for c in EVENT_COLUMNS + PARTITION_COLUMNS if c not in events.column_names]
+def summarize_partition(event_date: str, event_name: str, table: pa.Table) -> PartitionSummary:
+    """Boil one partition's rows (EVENT_COLUMNS) down to its summary."""
+    missing = [c for c in EVENT_COLUMNS if c not in table.column_names]
     if missing:
-        raise ValueError(f"event table lacks columns {missing}")
-    table = events.select(list(EVENT_COLUMNS + PARTITION_COLUMNS))
-    event_date = table.column("event_date")
-    if not pa.types.is_string(event_date.type):
+        raise ValueError(f"partition table lacks columns {missing}")
+    keys = ["request_id", "job_id", "event_id"]
+    with_hour = table.select(keys).append_column("hour", pc.hour(table.column("event_time")))
+    distinct = with_hour.group_by(keys + ["hour"], use_threads=False).aggregate([])
+    hourly = distinct.group_by(["hour"], use_threads=False).aggregate([([], "count_all")])
+    lag = pc.divide(pc.cast(pc.subtract(pc.cast(table.column("received_at"), pa.int64()),
+                                        pc.cast(table.column("event_time"), pa.int64())), pa.float64()),
+                    1_000_000.0)
+    return PartitionSummary(
+        event_date=event_date,
+        event_name=event_name,
+        rows=table.num_rows,
+        distinct_events=table.select(keys).group_by(keys, use_threads=False).aggregate([]).num_rows,
+        hourly_distinct=dict(zip(hourly.column("hour").to_pylist(), hourly.column("count_all").to_pylist())),
+        lags=pc.drop_null(lag).combine_chunks() if table.num_rows else pa.array([], pa.float64()),
+        newest_event=pc.max(table.column("event_time")).as_py() if table.num_rows else None,
+        newest_received=pc.max(table.column("received_at")).as_py() if table.num_rows else None,
+    )
+
+
+def summarize_table(events: pa.Table) -> list[PartitionSummary]:
+    """Split a table holding ``event_date`` and ``event_name`` columns into partition summaries."""
+    table = events
+    if not pa.types.is_string(table.column("event_date").type):
         table = table.set_column(table.schema.get_field_index("event_date"), "event_date",
-                                 pc.cast(event_date, pa.string()))
-    return table
+                                 pc.cast(table.column("event_date"), pa.string()))
+    pairs = table.select(list(PARTITION_COLUMNS)).group_by(list(PARTITION_COLUMNS), use_threads=False).aggregate([])
+    summaries = []
+    for d, n in zip(pairs.column("event_date").to_pylist(), pairs.column("event_name").to_pylist()):
+        mask = pc.and_(pc.equal(table.column("event_date"), d), pc.equal(table.column("event_name"), n))
+        summaries.append(summarize_partition(d, n, table.filter(mask)))
+    return summaries
 
 
 def gap_hours(volume: Mapping[tuple[str, int], int], days: Sequence[str], complete: Any,
@@ -147,7 +174,7 @@ def gap_hours(volume: Mapping[tuple[str, int], int], days: Sequence[str], comple
 
 
 def compute_figures(
-    events: pa.Table,
+    partitions: Sequence[PartitionSummary],
     files: Sequence[FileInfo],
     dead_letters: Sequence[DeadLetter],
     *,
@@ -155,39 +182,33 @@ def compute_figures(
     now: datetime,
 ) -> dict[str, Any]:
     """Every figure of the report, as JSON-ready values (see the module docstring)."""
-    table = _normalize_events(events)
-    event_window = _window(table.column("event_date").to_pylist() + [f.event_date for f in files], days)
-    dl_window = _window((r.failed_at[:10] for r in dead_letters), days)
-
+    event_window = window([p.event_date for p in partitions] + [f.event_date for f in files], days)
+    dl_window = window((r.failed_at[:10] for r in dead_letters), days)
     if event_window is not None:
         first, last = event_window
-        dates = table.column("event_date")
-        table = table.filter(pc.and_(pc.greater_equal(dates, first), pc.less_equal(dates, last)))
+        partitions = [p for p in partitions if first <= p.event_date <= last]
         files = [f for f in files if first <= f.event_date <= last]
     if dl_window is not None:
         dead_letters = [r for r in dead_letters if dl_window[0] <= r.failed_at[:10] <= dl_window[1]]
 
-    distinct = _distinct_keys(table)
-    lag = pc.divide(pc.cast(pc.subtract(pc.cast(table.column("received_at"), pa.int64()),
-                                        pc.cast(table.column("event_time"), pa.int64())), pa.float64()),
-                    1_000_000.0)
-    table = table.append_column("lag_seconds", lag)
-
-    rows_by_day = _by(table, ["event_date"])
-    distinct_by_day = _by(distinct, ["event_date"])
+    by_day: dict[str, list[PartitionSummary]] = defaultdict(list)
+    for part in partitions:
+        by_day[part.event_date].append(part)
     files_by_day: dict[str, list[FileInfo]] = defaultdict(list)
     for f in files:
         files_by_day[f.event_date].append(f)
 
+    def newest(values: Iterable[datetime | None]) -> datetime | None:
+        present = [v for v in values if v is not None]
+        return max(present) if present else None
+
     day_list = _date_range(*event_window) if event_window else []
     per_day = []
     for day in day_list:
-        day_rows = table.filter(pc.equal(table.column("event_date"), day))
-        p50, p99 = _quantiles(day_rows.column("lag_seconds"))
-        newest = pc.max(day_rows.column("event_time")).as_py() if day_rows.num_rows else None
-        day_files = files_by_day.get(day, [])
-        rows = rows_by_day.get((day,), 0)
-        unique = distinct_by_day.get((day,), 0)
+        parts, day_files = by_day.get(day, []), files_by_day.get(day, [])
+        p50, p99 = _quantiles([p.lags for p in parts])
+        rows, unique = sum(p.rows for p in parts), sum(p.distinct_events for p in parts)
+        size = sum(f.size_bytes for f in day_files)
         per_day.append({
             "date": day,
             "rows": rows,
@@ -195,30 +216,29 @@ def compute_figures(
             "duplicates": rows - unique,
             "files": len(day_files),
             "partitions": len({f.event_name for f in day_files}),
-            "bytes": sum(f.size_bytes for f in day_files),
-            "mean_file_bytes": (sum(f.size_bytes for f in day_files) / len(day_files)) if day_files else None,
+            "bytes": size,
+            "mean_file_bytes": size / len(day_files) if day_files else None,
             "freshness_p50_seconds": p50,
             "freshness_p99_seconds": p99,
-            "newest_event": _iso(newest),
+            "newest_event": _iso(newest(p.newest_event for p in parts)),
         })
 
-    p50, p99 = _quantiles(table.column("lag_seconds"))
-    newest_event = pc.max(table.column("event_time")).as_py() if table.num_rows else None
-    newest_received = pc.max(table.column("received_at")).as_py() if table.num_rows else None
+    p50, p99 = _quantiles([p.lags for p in partitions])
+    newest_event = newest(p.newest_event for p in partitions)
+    newest_received = newest(p.newest_received for p in partitions)
 
-    rows_by_name = _by(table, ["event_name"])
-    distinct_by_name = _by(distinct, ["event_name"])
-    event_names = sorted(
-        ({"event_name": name, "rows": n, "distinct_events": distinct_by_name.get((name,), 0)}
-         for (name,), n in rows_by_name.items()),
-        key=lambda e: (-e["rows"], e["event_name"]),
-    )
+    names: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for part in partitions:
+        names[part.event_name][0] += part.rows
+        names[part.event_name][1] += part.distinct_events
+    event_names = sorted(({"event_name": n, "rows": r, "distinct_events": d} for n, (r, d) in names.items()),
+                         key=lambda e: (-e["rows"], e["event_name"]))
 
-    rows_by_partition = _by(table, ["event_date", "event_name"])
+    rows_by_partition = {(p.event_date, p.event_name): p.rows for p in partitions}
     partition_files: dict[tuple[str, str], list[FileInfo]] = defaultdict(list)
     for f in files:
         partition_files[(f.event_date, f.event_name)].append(f)
-    partitions = [
+    partition_rows = [
         {
             "event_date": d, "event_name": n, "files": len(fs), "bytes": sum(f.size_bytes for f in fs),
             "mean_file_bytes": sum(f.size_bytes for f in fs) / len(fs), "rows": rows_by_partition.get((d, n), 0),
@@ -231,15 +251,16 @@ def compute_figures(
     dl_by_reason = Counter((r.stage, r.error_type) for r in dead_letters)
     dl_by_day_reason = Counter((r.failed_at[:10], r.stage, r.error_type) for r in dead_letters)
 
-    hours = table.select(["event_date", "event_name", "request_id", "job_id", "event_id"]).append_column(
-        "hour", pc.hour(table.column("event_time")))
-    hourly = _by(hours.group_by(["event_date", "hour", "event_name", "request_id", "job_id", "event_id"],
-                                use_threads=False).aggregate([]), ["event_date", "hour"])
+    hourly: Counter[tuple[str, int]] = Counter()
+    for part in partitions:
+        for hour, n in part.hourly_distinct.items():
+            hourly[(part.event_date, hour)] += n
     last_hour = (newest_event.date().isoformat(), newest_event.hour) if newest_event else None
     gaps = gap_hours(hourly, day_list, lambda d, h: last_hour is None or (d, h) <= last_hour)
 
-    total_rows = table.num_rows
-    total_distinct = distinct.num_rows
+    total_rows = sum(p.rows for p in partitions)
+    total_distinct = sum(p.distinct_events for p in partitions)
+    total_bytes = sum(f.size_bytes for f in files)
     return {
         "generated_at": _iso(now),
         "days": days,
@@ -254,8 +275,8 @@ def compute_figures(
             "dead_letters": len(dead_letters),
             "files": len(files),
             "partitions": len(partition_files),
-            "bytes": sum(f.size_bytes for f in files),
-            "mean_file_bytes": (sum(f.size_bytes for f in files) / len(files)) if files else None,
+            "bytes": total_bytes,
+            "mean_file_bytes": total_bytes / len(files) if files else None,
             "event_names": len(event_names),
         },
         "freshness": {
@@ -267,7 +288,7 @@ def compute_figures(
         },
         "per_day": per_day,
         "event_names": event_names,
-        "partitions": partitions,
+        "partitions": partition_rows,
         "dead_letters": {
             "per_day": [{"date": d, "count": dl_by_day.get(d, 0)} for d in dl_days],
             "by_reason": [{"stage": s, "error_type": e, "count": n}

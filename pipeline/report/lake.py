@@ -5,11 +5,10 @@ the pipeline can write to, the report can read, including the GCS emulator in te
 finished files count: writers use dot-prefixed temp names (``pipeline.parquet.TEMP_PREFIX``),
 renamed when complete, and every reader of the lake (BigQuery, DuckDB) skips those too.
 Of each Parquet file only the handful of columns the figures use is read, never ``body`` or
-``metadata``; of each dead-letter record only stage, error type and time, never the payload.
+``metadata``, and only files of the partitions the report covers; of each dead-letter record only stage, error type and time, never the payload.
 """
 from __future__ import annotations
 
-import io
 import re
 from typing import Iterator
 
@@ -70,22 +69,17 @@ def _read_bytes(path: str) -> bytes:
 _READ_SCHEMA = pa.schema([FILE_SCHEMA.field(c) for c in EVENT_COLUMNS])
 
 
-def read_events(files: list[FileInfo]) -> pa.Table:
-    """The report's columns of every file, with ``event_date`` and ``event_name`` from the paths."""
+def read_partition(files: list[FileInfo]) -> pa.Table:
+    """The report's columns (EVENT_COLUMNS) of the rows in ``files``."""
     tables = []
     for info in files:
         try:
-            table = pq.read_table(io.BytesIO(_read_bytes(info.path)), columns=list(EVENT_COLUMNS))
-        except (OSError, pa.ArrowException) as exc:
+            table = pq.read_table(pa.BufferReader(_read_bytes(info.path)), columns=list(EVENT_COLUMNS))
+            tables.append(table.cast(_READ_SCHEMA))
+        except (OSError, pa.ArrowException, ValueError) as exc:
             raise LakeError(f"cannot read {info.path}: {exc}") from exc
-        table = table.cast(_READ_SCHEMA)
-        n = table.num_rows
-        table = table.append_column("event_date", pa.array([info.event_date] * n, pa.string()))
-        table = table.append_column("event_name", pa.array([info.event_name] * n, pa.string()))
-        tables.append(table)
     if not tables:
-        empty = {name: pa.array([], field.type) for name, field in zip(_READ_SCHEMA.names, _READ_SCHEMA)}
-        return pa.table({**empty, "event_date": pa.array([], pa.string()), "event_name": pa.array([], pa.string())})
+        return _READ_SCHEMA.empty_table()
     return pa.concat_tables(tables)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import uuid
 from datetime import datetime, timezone
@@ -24,7 +23,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.cli import main as cli_main
-from pipeline.report.figures import DeadLetter, FileInfo, compute_figures, gap_hours
+from pipeline.report.figures import DeadLetter, FileInfo, compute_figures, gap_hours, summarize_table
 from tests.report import browser
 from tests.report.lake_builder import DAYS, GAP, Lake, build
 
@@ -277,11 +276,11 @@ def test_window_starts_at_the_oldest_day_present_and_days_limit_it() -> None:
     rows = [("2026-01-01", "a", "r", base, base + 2_000_000), ("2026-01-01", "a", "r", base, base + 4_000_000),
             ("2026-01-05", "b", "r", base + 4 * day, None)]
     now = datetime.fromisoformat(NOW)
-    figures = compute_figures(_table(rows), [], [], days=14, now=now)
+    figures = compute_figures(summarize_table(_table(rows)), [], [], days=14, now=now)
     assert [d["date"] for d in figures["per_day"]] == [f"2026-01-0{i}" for i in range(1, 6)]
     assert figures["totals"] == {**figures["totals"], "rows": 3, "distinct_events": 2, "duplicates": 1}
     assert figures["freshness"]["p50_seconds"] == 3.0  # rows without received_at are left out
-    short = compute_figures(_table(rows), [], [DeadLetter("VerifyAndDecode", "bad_signature", "2026-02-01T00:00:00Z")],
+    short = compute_figures(summarize_table(_table(rows)), [], [DeadLetter("VerifyAndDecode", "bad_signature", "2026-02-01T00:00:00Z")],
                             days=2, now=now)
     assert [d["date"] for d in short["per_day"]] == ["2026-01-04", "2026-01-05"]
     assert short["totals"]["rows"] == 1
@@ -292,7 +291,7 @@ def test_files_per_partition_and_mean_size() -> None:
     files = [FileInfo("2026-01-01", "logged_in", "a", 100), FileInfo("2026-01-01", "logged_in", "b", 300),
              FileInfo("2026-01-01", "x", "c", 50)]
     base = 1_767_225_600_000_000
-    figures = compute_figures(_table([("2026-01-01", "a", "r", base, base)]), files, [], days=0,
+    figures = compute_figures(summarize_table(_table([("2026-01-01", "a", "r", base, base)])), files, [], days=0,
                               now=datetime.now(timezone.utc))
     assert [(p["event_name"], p["files"], p["mean_file_bytes"]) for p in figures["partitions"]] == [
         ("logged_in", 2, 200.0), ("x", 1, 50.0)]
@@ -305,6 +304,6 @@ def test_unreadable_lake_is_a_clear_error(tmp_path: Path, capsys: pytest.Capture
     (broken / "part-1.parquet").write_bytes(b"not parquet")
     code = cli_main(["report", f"--output={tmp_path / 'events'}", f"--html={tmp_path / 'r.html'}"])
     assert code == 1
-    assert "cannot read" in capsys.readouterr().err and "part-1.parquet" in os.fspath(
-        tmp_path / "events" / "event_date=2026-01-01" / "event_name=x" / "part-1.parquet")
+    err = capsys.readouterr().err
+    assert "cannot read" in err and "event_name=x/part-1.parquet" in err
     assert not (tmp_path / "r.html").exists()
