@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -51,13 +52,22 @@ class Page:
 
 def load(chromium: str, html_file: Path, timeout: float = 90) -> Page:
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        proc = subprocess.run(
+        # Its own process group, so that the browser's helper processes go with it.
+        proc = subprocess.Popen(
             isolated([chromium, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", html_file.resolve().as_uri()]),
-            capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0 or "<html" not in proc.stdout:
-        raise AssertionError(f"chromium failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
-    console = [line for line in proc.stderr.splitlines() if _CONSOLE.search(line)]
-    return Page(proc.stdout, console, proc.stderr)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+    if proc.returncode != 0 or "<html" not in stdout:
+        raise AssertionError(f"chromium failed (exit {proc.returncode}): {stderr[-2000:]}")
+    console = [line for line in stderr.splitlines() if _CONSOLE.search(line)]
+    return Page(stdout, console, stderr)
 
 
 class _Figures(HTMLParser):
