@@ -307,3 +307,25 @@ def test_unreadable_lake_is_a_clear_error(tmp_path: Path, capsys: pytest.Capture
     err = capsys.readouterr().err
     assert "cannot read" in err and "event_name=x/part-1.parquet" in err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_empty_or_missing_lake_gives_an_empty_report(tmp_path: Path) -> None:
+    js = tmp_path / "r.json"
+    code = cli_main(["report", f"--output={tmp_path / 'nothing-here'}", f"--dead_letter_output={tmp_path / 'nor-here'}",
+                     f"--html={tmp_path / 'r.html'}", f"--json={js}"])
+    assert code == 0
+    figures = json.loads(js.read_text())
+    assert figures["totals"]["rows"] == figures["totals"]["files"] == figures["totals"]["dead_letters"] == 0
+    assert figures["per_day"] == [] and figures["freshness"]["newest_event"] is None
+    assert "No data in the window." in (tmp_path / "r.html").read_text()
+
+
+@pytest.mark.parametrize("argv", [["report", "--output=x"], ["report", "--output=x", "--html=r.html", "--days=-1"]])
+def test_bad_options_exit_2(argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = cli_main(argv)
+    except SystemExit as exc:  # argparse: a required option is missing
+        code = exc.code
+    assert code == 2
+    assert not (tmp_path / "r.html").exists()
