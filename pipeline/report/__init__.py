@@ -29,16 +29,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_figures(output: str, dead_letter_output: str | None, days: int, now: datetime) -> dict[str, Any]:
     from pipeline.report.figures import compute_figures, summarize_partition, window
-    from pipeline.report.lake import list_parquet, read_dead_letters, read_partition
+    from pipeline.report.lake import list_parquet, read_dead_letters, read_partition_fresh
 
-    files = list_parquet(output)
-    covered = window((f.event_date for f in files), days)
+    listed = list_parquet(output)
+    covered = window((f.event_date for f in listed), days)
     by_partition: dict[tuple[str, str], list] = {}
-    for f in files:
+    for f in listed:
         if covered and covered[0] <= f.event_date <= covered[1]:
             by_partition.setdefault((f.event_date, f.event_name), []).append(f)
     # One partition in memory at a time: each is summarized as soon as it is read.
-    partitions = [summarize_partition(d, n, read_partition(fs)) for (d, n), fs in sorted(by_partition.items())]
+    partitions, files = [], []
+    for key, partition_files in sorted(by_partition.items()):
+        table, partition_files = read_partition_fresh(output, key, partition_files)
+        partitions.append(summarize_partition(*key, table))
+        files += partition_files
     dead = read_dead_letters(dead_letter_output) if dead_letter_output else []
     figures = compute_figures(partitions, files, dead, days=days, now=now)
     figures["source"] = {"output": output, "dead_letter_output": dead_letter_output}

@@ -27,6 +27,10 @@ class LakeError(RuntimeError):
     """The lake could not be read (a missing prefix is not an error: it reads as empty)."""
 
 
+class VanishedFile(LakeError):
+    """A listed file was gone when read: something (compaction, a replay swap) replaced it."""
+
+
 def _relative(prefix: str, path: str) -> str:
     base = prefix.rstrip("/") + "/"
     return path[len(base):] if path.startswith(base) else path
@@ -36,9 +40,11 @@ def _finished(relative: str) -> bool:
     return not any(part.startswith(".") for part in relative.split("/"))
 
 
-def _match(prefix: str, suffix: str) -> Iterator[tuple[str, int]]:
-    """(path, size) of every finished file under ``prefix`` ending in ``suffix``."""
-    pattern = FileSystems.join(prefix.rstrip("/"), "**")
+def _match(prefix: str, suffix: str, under: str | None = None) -> Iterator[tuple[str, int]]:
+    """(path, size) of every finished file under ``prefix`` (or its subdirectory ``under``)
+    ending in ``suffix``."""
+    root = prefix.rstrip("/") if under is None else FileSystems.join(prefix.rstrip("/"), under)
+    pattern = FileSystems.join(root, "**")
     try:
         results = FileSystems.match([pattern])
     except Exception as exc:  # noqa: BLE001 - Beam wraps every backend's error in its own
@@ -51,10 +57,12 @@ def _match(prefix: str, suffix: str) -> Iterator[tuple[str, int]]:
                 yield meta.path, int(meta.size_in_bytes)
 
 
-def list_parquet(output: str) -> list[FileInfo]:
-    """Every finished Parquet file under ``output`` in a ``event_date=/event_name=`` directory."""
+def list_parquet(output: str, partition: tuple[str, str] | None = None) -> list[FileInfo]:
+    """Every finished Parquet file under ``output`` in a ``event_date=/event_name=`` directory
+    (only that partition's, given ``partition`` = (event_date, event_name))."""
     files = []
-    for path, size in _match(output, ".parquet"):
+    under = None if partition is None else f"event_date={partition[0]}/event_name={partition[1]}"
+    for path, size in _match(output, ".parquet", under):
         found = _PARTITION.search(_relative(output, path))
         if found:
             files.append(FileInfo(found.group(1), found.group(2), path, size))
@@ -74,13 +82,33 @@ def read_partition(files: list[FileInfo]) -> pa.Table:
     tables = []
     for info in files:
         try:
-            table = pq.read_table(pa.BufferReader(_read_bytes(info.path)), columns=list(EVENT_COLUMNS))
-            tables.append(table.cast(_READ_SCHEMA))
+            data = _read_bytes(info.path)
+        except Exception as exc:  # noqa: BLE001 - each backend raises its own kind
+            if not FileSystems.exists(info.path):
+                raise VanishedFile(f"{info.path} was listed but is gone") from exc
+            raise LakeError(f"cannot read {info.path}: {exc}") from exc
+        try:
+            tables.append(pq.read_table(pa.BufferReader(data), columns=list(EVENT_COLUMNS)).cast(_READ_SCHEMA))
         except (OSError, pa.ArrowException, ValueError) as exc:
             raise LakeError(f"cannot read {info.path}: {exc}") from exc
     if not tables:
         return _READ_SCHEMA.empty_table()
     return pa.concat_tables(tables)
+
+
+def read_partition_fresh(output: str, partition: tuple[str, str], files: list[FileInfo],
+                         attempts: int = 3) -> tuple[pa.Table, list[FileInfo]]:
+    """Read one partition's files; when a listed file has vanished since the listing (compaction
+    replaced it, or a replay was swapped in), list the partition again and read it anew.
+    Returns the rows and the files they came from."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return read_partition(files), files
+        except VanishedFile:
+            if attempt == attempts:
+                raise
+            files = list_parquet(output, partition)
+    raise AssertionError("unreachable")
 
 
 def read_dead_letters(dead_letter_output: str) -> list[DeadLetter]:

@@ -329,3 +329,39 @@ def test_bad_options_exit_2(argv: list[str], tmp_path: Path, monkeypatch: pytest
         code = exc.code
     assert code == 2
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_file_replaced_while_the_report_reads_is_read_anew(tmp_path: Path) -> None:
+    """Compaction (or a replay swapped in) replaces files between the listing and the read."""
+    from pipeline.parquet import COLUMN_INDEX, rows_to_parquet_bytes
+    from pipeline.report.lake import VanishedFile, list_parquet, read_partition, read_partition_fresh
+    from schemas.events import ROW_COLUMNS
+
+    def rows(n: int, offset: int) -> list[tuple]:
+        out = []
+        for i in range(n):
+            row = [None] * len(ROW_COLUMNS)
+            row[COLUMN_INDEX["event_id"]] = f"e{offset + i}"
+            row[COLUMN_INDEX["source_format"]] = "canvas"
+            row[COLUMN_INDEX["event_time"]] = 1_767_225_600_000_000 + i
+            row[COLUMN_INDEX["signed"]] = False
+            row[COLUMN_INDEX["event_name"]] = "logged_in"
+            out.append(tuple(row))
+        return out
+
+    directory = tmp_path / "events" / "event_date=2026-01-01" / "event_name=logged_in"
+    directory.mkdir(parents=True)
+    (directory / "part-a.parquet").write_bytes(rows_to_parquet_bytes(rows(3, 0)))
+    (directory / "part-b.parquet").write_bytes(rows_to_parquet_bytes(rows(4, 3)))
+    stale = list_parquet(str(tmp_path / "events"))
+    assert [f.path.rsplit("/", 1)[1] for f in stale] == ["part-a.parquet", "part-b.parquet"]
+    # Compaction: one file with all 7 rows, then the two originals deleted.
+    (directory / "part-compacted.parquet").write_bytes(rows_to_parquet_bytes(rows(3, 0) + rows(4, 3)))
+    (directory / "part-a.parquet").unlink()
+    (directory / "part-b.parquet").unlink()
+
+    with pytest.raises(VanishedFile):
+        read_partition(stale)
+    table, files = read_partition_fresh(str(tmp_path / "events"), ("2026-01-01", "logged_in"), stale)
+    assert table.num_rows == 7 and sorted(table.column("event_id").to_pylist()) == [f"e{i}" for i in range(7)]
+    assert [f.path.rsplit("/", 1)[1] for f in files] == ["part-compacted.parquet"]
