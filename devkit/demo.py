@@ -256,6 +256,18 @@ def summary(output: Path, dead_letters: Path, plan: Plan, replay: Replay, second
     return "\n".join(lines)
 
 
+def write_demo_report(output_root: Path, output: Path, dead_letters: Path) -> Path:
+    """``canvas-events report`` of the demo output, every day it holds."""
+    from datetime import datetime, timezone
+
+    from pipeline.report import build_figures, write_report
+
+    html = output_root / "report.html"
+    figures = build_figures(str(output), str(dead_letters), 0, datetime.now(timezone.utc))
+    write_report(figures, str(html), str(output_root / "report.json"))
+    return html
+
+
 def _raise_interrupted(signum: int, frame: Any) -> None:
     raise Interrupted(signal.Signals(signum).name)
 
@@ -344,6 +356,7 @@ def run_demo(args: argparse.Namespace, out: Callable[[str], None]) -> int:
             raise
         line.done()
         out(summary(output, dead_letters, plan, replay, time.monotonic() - started))
+        out(f"health report: {write_demo_report(output_root, output, dead_letters)}")
         return 0
     finally:
         # A second Ctrl-C must not cut the cleanup short: each stop below has its own deadline.

@@ -6,6 +6,7 @@ Subcommands:
              rejected, 2 on a usage error (including a JWKS that cannot be loaded).
   run        the Beam pipeline (streaming from Pub/Sub or batch replay from files); every
              option of `python -m pipeline.main`.
+  report     a health report of the lake (local or gs://): one self-contained HTML page, and JSON.
 """
 from __future__ import annotations
 
@@ -123,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="canvas-events",
         description="Canvas LMS Live Events: verify, normalize and land events as Parquet.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{normalize,run}")
+    sub = parser.add_subparsers(dest="command", metavar="{normalize,run,report}")
     normalize_parser = sub.add_parser(
         "normalize", help="normalize raw delivery bodies (one per line) to JSON rows",
         description="Read raw delivery bodies, one per line; write one JSON row per event to stdout and "
@@ -131,6 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _add_normalize_args(normalize_parser)
     sub.add_parser("run", help="run the Beam pipeline (see `canvas-events run --help`)", add_help=False)
+    from pipeline.report import add_arguments as add_report_args
+    add_report_args(sub.add_parser("report", help="write a health report of the lake (HTML, optionally JSON)",
+                                   description="Rows, duplicates, dead letters, freshness, event-name mix, gaps "
+                                               "and files per partition, per day."))
 
     if argv[:1] == ["run"]:
         # The pipeline owns its options (one PipelineOptions class); pass everything through.
@@ -139,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "normalize":
         return cmd_normalize(args)
+    if args.command == "report":
+        from pipeline.report import run_report
+        return run_report(args)
     parser.print_help(sys.stderr)
     return USAGE_ERROR
 

@@ -5,6 +5,7 @@ Expensive (about a minute): one test.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import signal
@@ -59,6 +60,14 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     ).fetchall()[0]
     assert rows == (EVENTS, EVENTS, len(event_kinds()))
     assert (workdir / "pipeline.log").is_file()
+
+    # It ends with the health report of its own output, whose figures agree with DuckDB's.
+    report = re.search(r"health report: (\S+)", text).group(1)
+    assert Path(report) == output / "report.html" and Path(report).read_text().startswith("<!DOCTYPE html>")
+    figures = json.loads((output / "report.json").read_text())
+    assert (figures["totals"]["rows"], figures["totals"]["distinct_events"]) == rows[:2]
+    assert figures["totals"]["dead_letters"] == len(duckdb.sql(
+        f"select * from read_json('{output}/dead-letters/**/*.jsonl', format='newline_delimited')").fetchall())
 
     # Everything the demo started is gone.
     pids = [int(p) for p in re.search(r"stopped everything the demo started \(pids ([\d ]+)\)", text).group(1).split()]

@@ -15,17 +15,20 @@ general trigger machinery for every element, for the same single on-time pane pe
 """
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any, Iterable, Iterator, Tuple
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger, window
 from apache_beam.utils.timestamp import Duration
 
 from pipeline.deadletter import encode_records
 from pipeline.parquet import (
+    COLUMN_INDEX,
     MAX_ROWS_PER_FILE,
     RowTuple,
     part_file_name,
@@ -36,12 +39,16 @@ from pipeline.parquet import (
     tuple_partition_path,
     window_date,
 )
-from pipeline.transforms.common import counter
+from pipeline.transforms.common import METRICS_NAMESPACE, counter
 
 # Elements are stamped on arrival, so none should be late; if a runner still sees some
 # (e.g. held watermarks), they are written in a later pane (p1, p2...) instead of dropped.
 ALLOWED_LATENESS = Duration(seconds=7 * 24 * 3600)
 DEAD_LETTER_DIR_PREFIX = "arrival_date="
+# Beam distribution: received_at -> its file written, per row, in milliseconds (Cloud
+# Monitoring dashboard in monitoring/; Dataflow exports it as a user counter).
+LATENCY_METRIC = "received_to_written_ms"
+_RECEIVED_AT = COLUMN_INDEX["received_at"]
 
 
 def write_atomically(path: str, data: bytes) -> None:
@@ -113,6 +120,7 @@ class _WriteParquetFn(beam.DoFn):
     def setup(self) -> None:
         self._rows_written = counter("rows_written")
         self._files_written = counter("files_written")
+        self._latency = Metrics.distribution(METRICS_NAMESPACE, LATENCY_METRIC)
 
     def process(self, keyed: tuple[WindowKey, Iterable[RowTuple]],
                 pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[str]:
@@ -123,6 +131,10 @@ class _WriteParquetFn(beam.DoFn):
             write_atomically(path, rows_to_parquet_bytes(chunk))
             self._rows_written.inc(len(chunk))
             self._files_written.inc()
+            written = time.time_ns() // 1000
+            for row in chunk:
+                if row[_RECEIVED_AT] is not None:
+                    self._latency.update((written - row[_RECEIVED_AT]) // 1000)
             yield path
 
 
