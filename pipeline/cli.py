@@ -6,6 +6,8 @@ Subcommands:
              rejected, 2 on a usage error (including a JWKS that cannot be loaded).
   run        the Beam pipeline (streaming from Pub/Sub or batch replay from files); every
              option of `python -m pipeline.main`.
+  lti-subscriptions  create|list|show|update|delete Canvas webhook subscriptions
+             (pipeline/lti_subscriptions.py).
 """
 from __future__ import annotations
 
@@ -123,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="canvas-events",
         description="Canvas LMS Live Events: verify, normalize and land events as Parquet.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{normalize,run}")
+    sub = parser.add_subparsers(dest="command", metavar="{normalize,run,lti-subscriptions}")
     normalize_parser = sub.add_parser(
         "normalize", help="normalize raw delivery bodies (one per line) to JSON rows",
         description="Read raw delivery bodies, one per line; write one JSON row per event to stdout and "
@@ -131,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _add_normalize_args(normalize_parser)
     sub.add_parser("run", help="run the Beam pipeline (see `canvas-events run --help`)", add_help=False)
+    from pipeline import lti_subscriptions
+    lti_subscriptions.add_parser(sub)
 
     if argv[:1] == ["run"]:
         # The pipeline owns its options (one PipelineOptions class); pass everything through.
@@ -139,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "normalize":
         return cmd_normalize(args)
+    if args.command == "lti-subscriptions":
+        return lti_subscriptions.main(args)
     parser.print_help(sys.stderr)
     return USAGE_ERROR
 
