@@ -7,9 +7,11 @@ in front of the framework's Flask app and:
 
 - answers 413 from ``Content-Length`` alone when it is over the limit, without reading a byte
   of the body (gunicorn then discards the unread body in small chunks, holding none of it);
-- hands the app a stream that ends after ``limit + 1`` bytes for every other body, so a chunked
-  body (no ``Content-Length``) is read at most one byte past the limit, by the handler and by
-  the framework's hook together: the handler sees ``limit + 1`` bytes and answers 413.
+- hands the app a stream that ends after ``limit + 1`` bytes when there is no ``Content-Length``
+  (a chunked body), so it is read at most one byte past the limit, by the handler and by the
+  framework's hook together: the handler sees ``limit + 1`` bytes and answers 413. A body with
+  a ``Content-Length`` within the limit is left as it is (the server and werkzeug already stop
+  at its declared length), so the common case costs one comparison.
 
 Memory per request is then bounded by the limit, whatever the sender does.
 
@@ -74,7 +76,7 @@ def content_length(environ: dict[str, Any]) -> int | None:
 
 
 class BodyLimitMiddleware:
-    """WSGI middleware: 413 from Content-Length before reading; any other body capped at limit + 1.
+    """WSGI middleware: 413 from Content-Length before reading; a body without one capped at limit + 1.
 
     ``limit`` is called per request (the receiver's configured MAX_BODY_BYTES, read lazily); when
     it returns None the request passes through untouched (e.g. a misconfigured receiver, which
@@ -90,14 +92,15 @@ class BodyLimitMiddleware:
         if limit is None:
             return self.app(environ, start_response)
         declared = content_length(environ)
-        if declared is not None and declared > limit:
+        if declared is None:
+            environ["wsgi.input"] = CappedStream(environ["wsgi.input"], limit + 1)
+        elif declared > limit:
             logger.warning("rejected: status=413 error_type=oversized body_bytes=%d (from Content-Length)", declared)
             start_response("413 Request Entity Too Large", [
                 ("Content-Type", "application/json"),
                 ("Content-Length", str(len(_TOO_LARGE_BODY))),
             ])
             return [_TOO_LARGE_BODY]
-        environ["wsgi.input"] = CappedStream(environ["wsgi.input"], limit + 1)
         return self.app(environ, start_response)
 
 

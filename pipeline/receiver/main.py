@@ -339,6 +339,7 @@ class Receiver:
         self._verifier: Any = None
         self._lock = threading.Lock()
         self._jwks_retry_at = -float("inf")
+        self._jwks_last_error = ""
         self._jwks_failures = RateLimitedLog(JWKS_FAILURE_LOG_SECONDS)
         self.clock: Callable[[], float] = time.monotonic
 
@@ -361,7 +362,8 @@ class Receiver:
             with self._lock:
                 if self._verifier is None:
                     if self.clock() < self._jwks_retry_at:
-                        raise JwksUnavailable("JWKS load failed recently; next try after the retry interval")
+                        raise JwksUnavailable(f"{self._jwks_last_error} (not retried for "
+                                              f"{self.config.jwks_retry_seconds:g} s after a failure)")
                     from pipeline.core.verify import build_verifier
 
                     options: dict[str, Any] = {"timeout": JWKS_FETCH_TIMEOUT_SECONDS}
@@ -371,8 +373,9 @@ class Receiver:
                         options["leeway_seconds"] = self.config.leeway_seconds
                     try:
                         self._verifier = build_verifier(list(self.config.jwks_urls), **options)
-                    except JwksUnavailable:
+                    except JwksUnavailable as exc:
                         self._jwks_retry_at = self.clock() + self.config.jwks_retry_seconds
+                        self._jwks_last_error = str(exc)
                         raise
         return self._verifier
 
