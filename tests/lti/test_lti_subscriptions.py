@@ -123,7 +123,7 @@ def run_cli(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str, st
 
 def call(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *argv: str,
          env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """The same command in-process (faster): exit code, stdout, stderr."""
+    """The same command in-process (faster): exit code, stdout, stderr; neither holds a secret."""
     for name in (lti.TOKEN_ENV, lti.SECRET_ENV, lti.RECEIVER_URL_ENV):
         monkeypatch.delenv(name, raising=False)
     for name, value in (env or {}).items():
@@ -131,6 +131,7 @@ def call(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *ar
     capfd.readouterr()
     code = cli_main(["lti-subscriptions", *argv])
     out, err = capfd.readouterr()
+    assert TOKEN not in out + err and SECRET not in out + err
     return code, out, err
 
 

@@ -88,7 +88,8 @@ ALLOWED_GROWTH = 24 * 1024 * 1024
 
 
 def peak_rss(pids: list[int]) -> int:
-    """The largest VmHWM (peak resident set, bytes) among ``pids``."""
+    """The sum of each process's VmHWM (peak resident set, bytes) over ``pids``: the server's
+    gunicorn master and worker (only the worker's changes, so growth of the sum is the worker's)."""
     peaks = []
     for pid in pids:
         try:
@@ -97,7 +98,8 @@ def peak_rss(pids: list[int]) -> int:
                     peaks.append(int(line.split()[1]) * 1024)
         except OSError:
             continue
-    return max(peaks)
+    assert peaks, f"no /proc status for {pids}"
+    return sum(peaks)
 
 
 CLOSED = "closed"  # the server answered and closed while the body was still being sent
