@@ -13,6 +13,7 @@ emulator.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -174,3 +175,32 @@ def test_the_jwks_failure_is_logged_once_per_interval(caplog: pytest.LogCaptureF
     assert logged == [True, False, False, True, False]
     assert [r.getMessage().endswith(f"{n} more since the last report") for r, n in zip(caplog.records, (0, 2))] == [
         True, True]
+
+
+def test_a_hung_jwks_host_delays_a_burst_once_and_well_inside_canvas_15_s(
+    pubsub_emulator: PubSubEmulator,
+) -> None:
+    """A key host that accepts the connection and never answers (the way a dead upstream often
+    fails): one load waits for the fetch timeout, the requests behind it are published unverified
+    as soon as it gives up, and none comes near the 15 s Canvas waits."""
+    from pipeline.receiver.main import JWKS_FETCH_TIMEOUT_SECONDS
+
+    signer = DemoSigner(kid="hung-key")
+    topic = pubsub_emulator.create_topic(unique("jwks-hung"))
+    subscription = pubsub_emulator.create_subscription(topic, unique("jwks-hung-sub"))
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)  # connections complete in the backlog; nothing ever reads or answers
+        env = {**pubsub_emulator.env(), "PUBSUB_TOPIC": topic,
+               "JWKS_URL": f"http://127.0.0.1:{hung.getsockname()[1]}/jwks.json"}
+        bodies = [sign(signer, p) for p in sample_payloads()[:8]]
+        with FunctionServer(env, threads=16) as server:
+            with ThreadPoolExecutor(8) as pool:
+                replies = list(pool.map(lambda body: post(server.url, body, content_type="application/jwt"), bodies))
+            assert [r.status for r in replies] == [202] * len(bodies)
+            assert max(r.elapsed for r in replies) < JWKS_FETCH_TIMEOUT_SECONDS + 3.0 < 15.0
+            again = post(server.url, bodies[0], content_type="application/jwt")  # inside the retry interval
+            assert again.status == 202 and again.elapsed < 1.0
+    messages = pubsub_emulator.pull(subscription, max_messages=len(bodies) + 1, timeout=20)
+    assert sorted(m.data for m in messages) == sorted(bodies + [bodies[0]])
+    assert {m.attributes["edge_verified"] for m in messages} == {"false"}
