@@ -18,7 +18,7 @@ Access Tokens for LTI2 Tools") and ``Lti::SubscriptionsApiController``:
   ``StartKey`` request header continues after the ``EndKey`` of the previous answer, a JSON
   object like the documented ``{"Id": ..., "DeveloperKey": ...}``.
 
-``fail_next`` forces the next answer (status, body) to test error paths (e.g. 403); ``requests``
+``fail_next`` forces the next answer (status, body[, headers]) to test error paths (e.g. 403); ``requests``
 records (method, path, headers) of every request.
 """
 from __future__ import annotations
@@ -46,7 +46,7 @@ class LoopbackCanvas:
         self.contexts = contexts if contexts is not None else {("course", "1"), ("account", "1"), ("assignment", "7")}
         self.page_size = page_size
         self.subscriptions: dict[str, dict[str, Any]] = {}
-        self.fail_next: tuple[int, bytes] | None = None
+        self.fail_next: tuple[Any, ...] | None = None  # (status, body[, headers])
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.used_jtis: set[str] = set()
         self._lock = threading.Lock()
@@ -72,7 +72,7 @@ class LoopbackCanvas:
                     canvas.requests.append((self.command, self.path, dict(self.headers.items())))
                     forced, canvas.fail_next = canvas.fail_next, None
                 if forced is not None:
-                    return self._answer(forced[0], forced[1])
+                    return self._answer(*forced)
                 status, answer, headers = canvas.route(self.command, self.path, self.headers, body)
                 self._answer(status, answer, headers)
 

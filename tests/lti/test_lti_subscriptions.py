@@ -254,3 +254,12 @@ def test_usage_errors_exit_2_and_name_what_is_missing(canvas: LoopbackCanvas) ->
     code, _, err = run_cli("list", "--canvas_url=http://canvas.example", env={lti.TOKEN_ENV: TOKEN})
     assert code == 2 and "https://" in err
     assert canvas.requests == []  # nothing was sent for any of them
+
+
+def test_a_redirect_is_not_followed_with_the_token(canvas: LoopbackCanvas) -> None:
+    with LoopbackCanvas(tokens={TOKEN}) as elsewhere:
+        canvas.fail_next = (302, b"", {"Location": f"{elsewhere.url}/api/lti/subscriptions"})
+        code, out, err = run_cli("list", f"--canvas_url={canvas.url}", env={lti.TOKEN_ENV: TOKEN})
+        assert (code, out) == (1, "") and err.count("\n") == 1
+        assert "redirected (302)" in err and TOKEN not in err
+        assert elsewhere.requests == []  # the token never reached the other host
