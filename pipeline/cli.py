@@ -7,6 +7,8 @@ Subcommands:
   run        the Beam pipeline (streaming from Pub/Sub or batch replay from files); every
              option of `python -m pipeline.main`.
   report     a health report of the lake (local or gs://): one self-contained HTML page, and JSON.
+  lti-subscriptions  create|list|show|update|delete Canvas webhook subscriptions
+             (pipeline/lti_subscriptions.py).
 """
 from __future__ import annotations
 
@@ -124,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="canvas-events",
         description="Canvas LMS Live Events: verify, normalize and land events as Parquet.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{normalize,run,report}")
+    sub = parser.add_subparsers(dest="command", metavar="{normalize,run,report,lti-subscriptions}")
     normalize_parser = sub.add_parser(
         "normalize", help="normalize raw delivery bodies (one per line) to JSON rows",
         description="Read raw delivery bodies, one per line; write one JSON row per event to stdout and "
@@ -136,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_report_args(sub.add_parser("report", help="write a health report of the lake (HTML, optionally JSON)",
                                    description="Rows, duplicates, dead letters, freshness, event-name mix, gaps "
                                                "and files per partition, per day."))
+    from pipeline import lti_subscriptions
+    lti_subscriptions.add_parser(sub)
 
     if argv[:1] == ["run"]:
         # The pipeline owns its options (one PipelineOptions class); pass everything through.
@@ -147,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "report":
         from pipeline.report import run_report
         return run_report(args)
+    if args.command == "lti-subscriptions":
+        return lti_subscriptions.main(args)
     parser.print_help(sys.stderr)
     return USAGE_ERROR
 

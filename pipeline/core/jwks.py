@@ -224,6 +224,9 @@ class KeyStore:
         self._jwks_by_source = [load_source(source, timeout=self._timeout) for source in self._sources]
         self._keys: dict[str, RSAPublicKey] = self._merge(self._jwks_by_source)
         self.fetch_count = 1  # full loads, for tests and metrics
+        # False after a refetch in which a source failed: an unknown kid may then be a key we
+        # could not load rather than a forgery (the receiver publishes such tokens unverified).
+        self.last_refresh_ok = True
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -258,12 +261,15 @@ class KeyStore:
     def refresh(self) -> None:
         """Reload every source now; a failing source keeps its previous keys (logged, not raised)."""
         fresh = []
+        all_ok = True
         for source, previous in zip(self._sources, self._jwks_by_source):
             try:
                 fresh.append(load_source(source, timeout=self._timeout))
             except JwksUnavailable as exc:
                 log.warning("JWKS refetch failed, keeping %d previous key(s): %s", len(previous), exc)
                 fresh.append(previous)
+                all_ok = False
+        self.last_refresh_ok = all_ok
         self._jwks_by_source = fresh
         self._keys = self._merge(fresh)
         self.fetch_count += 1
@@ -300,6 +306,7 @@ class KeyStore:
         self._timeout = state["timeout"]
         self._jwks_by_source = state["jwks_by_source"]
         self.fetch_count = state["fetch_count"]
+        self.last_refresh_ok = True
         self._lock = threading.Lock()
         # Another process's monotonic clock means nothing here: allow one refetch right away.
         self._last_fetch = -math.inf

@@ -16,6 +16,9 @@ Environment (all strings; see ``ReceiverConfig.from_env``):
 - ``MAX_BODY_BYTES`` (default 1 MiB, the pipeline's own limit): larger bodies get 413.
 - ``PUBLISH_TIMEOUT_SECONDS`` (default 8): how long a request waits for Pub/Sub to confirm
   the publish before answering 503; well inside the 15 s Canvas waits for an answer.
+- ``JWKS_RETRY_SECONDS`` (default 30): with edge verification on, after the JWKS failed to
+  load, signed deliveries are published unverified (the pipeline verifies them) for this long
+  before the receiver tries to load it again.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from typing import Mapping
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_PUBLISH_TIMEOUT_SECONDS = 8.0
+DEFAULT_JWKS_RETRY_SECONDS = 30.0
 
 _TOPIC = re.compile(r"^projects/[^/\s]+/topics/[^/\s]+$")
 _TRUE = {"1", "true", "yes", "on"}
@@ -63,6 +67,7 @@ class ReceiverConfig:
     allow_unsigned: bool = True
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     publish_timeout_seconds: float = DEFAULT_PUBLISH_TIMEOUT_SECONDS
+    jwks_retry_seconds: float = DEFAULT_JWKS_RETRY_SECONDS
 
     def __post_init__(self) -> None:
         if not _TOPIC.match(self.topic):
@@ -89,6 +94,8 @@ class ReceiverConfig:
             kwargs["publish_timeout_seconds"] = _positive_number(
                 "PUBLISH_TIMEOUT_SECONDS", environ["PUBLISH_TIMEOUT_SECONDS"], float
             )
+        if environ.get("JWKS_RETRY_SECONDS", "").strip():
+            kwargs["jwks_retry_seconds"] = _positive_number("JWKS_RETRY_SECONDS", environ["JWKS_RETRY_SECONDS"], float)
         if environ.get("JWT_LEEWAY_SECONDS", "").strip():
             leeway = environ["JWT_LEEWAY_SECONDS"].strip()
             if not leeway.isdigit():

@@ -10,7 +10,7 @@ Contract with the sender (Canvas retries a delivery that does not get a 2xx with
 - 202 ``{"status": "accepted", "message_id": ...}`` only once Pub/Sub has confirmed the publish
   (202, not 200: the event is stored, not yet processed). Never a 2xx for an unpublished event.
 - 503 when the publish fails or is not confirmed within PUBLISH_TIMEOUT_SECONDS (retries of
-  transient errors included), or the JWKS cannot be fetched: the sender retries later.
+  transient errors included): the sender retries later.
   Delivery is at-least-once: a message that was already in a Publish RPC when its request gave
   up may still be stored, and the sender's retry then adds a duplicate. The pipeline dedupes on
   the decoded event, so a retry never loses or doubles data. (A message still queued when its
@@ -18,12 +18,24 @@ Contract with the sender (Canvas retries a delivery that does not get a 2xx with
 - 400 empty body, or neither a JSON object nor a compact JWS (JSON shape beyond "an object" is
   the pipeline's business: it dead-letters it with the original payload for inspection);
   401 edge verification on and the signature, kid, issuer or expiry is wrong, or an unsigned
-  body when unsigned input is refused; 405 not a POST; 413 over MAX_BODY_BYTES.
+  body when unsigned input is refused; 405 not a POST; 413 over MAX_BODY_BYTES (refused from
+  Content-Length before reading, or once a chunked body passes the limit: body_limit.py).
+
+Edge verification with the keys out of reach (the JWKS cannot be fetched, or a token's kid is
+unknown and the last refetch failed) is not the sender's fault and must not lose a delivery:
+a signed body is then published with ``edge_verified`` "false" and ``edge_unverified_reason``
+"jwks_unavailable", answered 202, and the pipeline verifies it against its own JWKS sources
+(it verifies every signed delivery, whatever the edge did). The failure is logged at most once
+per JWKS_FAILURE_LOG_SECONDS, and the JWKS is not loaded again for JWKS_RETRY_SECONDS (a
+setting) after a failed load, so a burst does not wait on the key host request by request. A forged token is
+still refused (401) whenever the keys are at hand.
 
 The body is published byte for byte as the message data, with attributes ``received_at``
 (RFC 3339 UTC), ``content_type`` (when the request had one), ``signed`` ("true"/"false"),
 ``kid`` (for a JWS: from the verified token with edge verification, else read from the header
-without trusting it), and ``edge_verified`` ("true" only when the signature was checked here).
+without trusting it), ``edge_verified`` ("true" only when the signature was checked here;
+"false" when edge verification is on but the keys were out of reach) and then
+``edge_unverified_reason``.
 Logs carry error types and sizes, never a payload, token or key.
 
 Throughput: concurrent requests share Publish RPCs (GroupCommitPublisher), which cut both the
@@ -38,6 +50,7 @@ import binascii
 import logging
 import os
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -49,6 +62,7 @@ import orjson
 from pipeline.core.decode import is_compact_jws, parse_json_object
 from pipeline.core.errors import EventError
 from pipeline.core.timestamps import to_iso
+from pipeline.receiver import body_limit
 from pipeline.receiver.config import ConfigError, ReceiverConfig
 
 logger = logging.getLogger("canvas_receiver")
@@ -57,8 +71,12 @@ _WHITESPACE = b" \t\r\n"
 _MAX_ATTRIBUTE_CHARS = 256  # Pub/Sub allows 1024 bytes per value; these are short by nature
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
-# The first signed delivery loads the JWKS; it must fail (503) well inside the sender's 15 s.
+# The first signed delivery loads the JWKS; a failed load must leave time to publish within
+# the sender's 15 s (this + PUBLISH_TIMEOUT_SECONDS, 8 by default).
 JWKS_FETCH_TIMEOUT_SECONDS = 5.0
+# A JWKS failure is logged at most once per this interval (with the count of the others).
+JWKS_FAILURE_LOG_SECONDS = 60.0
+EDGE_UNVERIFIED_JWKS = "jwks_unavailable"
 
 # Publish RPCs in flight at once per process. One already shares the RPC cost under load; a
 # second keeps a message from waiting a whole round trip behind the RPC just sent (real Pub/Sub
@@ -320,6 +338,10 @@ class Receiver:
         self._publisher: Any = None
         self._verifier: Any = None
         self._lock = threading.Lock()
+        self._jwks_retry_at = -float("inf")
+        self._jwks_last_error = ""
+        self._jwks_failures = RateLimitedLog(JWKS_FAILURE_LOG_SECONDS)
+        self.clock: Callable[[], float] = time.monotonic
 
     def publisher(self) -> Any:
         if self._publisher is None:
@@ -329,10 +351,19 @@ class Receiver:
         return self._publisher
 
     def verifier(self) -> Any:
-        """The edge verifier, built on first use; a failed build is retried on the next request."""
+        """The edge verifier, built on first use.
+
+        Raises JwksUnavailable when the JWKS cannot be loaded; after a failure the load is not
+        tried again for the config's jwks_retry_seconds (the requests in between raise at once).
+        """
         if self._verifier is None:
+            from pipeline.core.jwks import JwksUnavailable
+
             with self._lock:
                 if self._verifier is None:
+                    if self.clock() < self._jwks_retry_at:
+                        raise JwksUnavailable(f"{self._jwks_last_error} (not retried for "
+                                              f"{self.config.jwks_retry_seconds:g} s after a failure)")
                     from pipeline.core.verify import build_verifier
 
                     options: dict[str, Any] = {"timeout": JWKS_FETCH_TIMEOUT_SECONDS}
@@ -340,7 +371,12 @@ class Receiver:
                         options["issuer"] = self.config.issuer
                     if self.config.leeway_seconds is not None:
                         options["leeway_seconds"] = self.config.leeway_seconds
-                    self._verifier = build_verifier(list(self.config.jwks_urls), **options)
+                    try:
+                        self._verifier = build_verifier(list(self.config.jwks_urls), **options)
+                    except JwksUnavailable as exc:
+                        self._jwks_retry_at = self.clock() + self.config.jwks_retry_seconds
+                        self._jwks_last_error = str(exc)
+                        raise
         return self._verifier
 
     def handle(self, method: str, body: bytes | None, content_type: str | None) -> Outcome:
@@ -359,29 +395,50 @@ class Receiver:
                     return self._log_rejection(rejected(401, "unsigned_not_allowed"), body)
             else:
                 attributes["signed"] = "true"
-                kid = self._verified_kid(body) if self.config.verify_at_edge else unverified_kid(body.strip(_WHITESPACE))
                 if self.config.verify_at_edge:
-                    attributes["edge_verified"] = "true"
+                    kid = self._edge_verify(body, attributes)
+                else:
+                    kid = unverified_kid(body.strip(_WHITESPACE))
                 if kid:
                     attributes["kid"] = kid[:_MAX_ATTRIBUTE_CHARS]
         except EventError as exc:
             status = 400 if exc.error_type in _MALFORMED else 401
             return self._log_rejection(rejected(status, exc.error_type), body)
-        except EdgeUnavailable as exc:
-            logger.error("jwks unavailable: error_type=%s body_bytes=%d", exc, len(body))
-            return unavailable("jwks_unavailable")
         return self._publish(body, attributes)
+
+    def _edge_verify(self, body: bytes, attributes: dict[str, str]) -> str | None:
+        """Verify here and return the kid; with the keys out of reach, mark the message unverified.
+
+        Raises EventError for a token that is wrong with the keys at hand (-> 401), or that
+        could never verify (malformed -> 400).
+        """
+        try:
+            kid = self._verified_kid(body)
+        except EdgeUnavailable as exc:
+            self._jwks_failures.record(exc.reason, self.clock())
+            attributes["edge_verified"] = "false"
+            attributes["edge_unverified_reason"] = EDGE_UNVERIFIED_JWKS
+            return unverified_kid(body.strip(_WHITESPACE))
+        attributes["edge_verified"] = "true"
+        return kid
 
     def _verified_kid(self, body: bytes) -> str | None:
         from pipeline.core.jwks import JwksUnavailable
 
         try:
             verifier = self.verifier()
-            if verifier is None:  # JWKS_URL named no usable source: refuse rather than pass unverified
-                raise EventError("no_jwks_configured", "edge verification is on but no JWKS source is configured")
-            return verifier.verify(body.strip(_WHITESPACE)).kid
         except JwksUnavailable as exc:
-            raise EdgeUnavailable(type(exc).__name__) from None
+            raise EdgeUnavailable(str(exc)) from None
+        if verifier is None:  # JWKS_URL named no usable source: refuse rather than pass unverified
+            raise EventError("no_jwks_configured", "edge verification is on but no JWKS source is configured")
+        try:
+            return verifier.verify(body.strip(_WHITESPACE)).kid
+        except EventError as exc:
+            # An unknown kid is only proof of forgery when the key set is current: after a
+            # failed refetch it may be a rotated key we could not load.
+            if exc.error_type == "unknown_kid" and not getattr(verifier.keys, "last_refresh_ok", True):
+                raise EdgeUnavailable("unknown kid and the last JWKS refetch failed") from None
+            raise
 
     def _publish(self, body: bytes, attributes: dict[str, str]) -> Outcome:
         future = None
@@ -407,7 +464,40 @@ _MALFORMED = frozenset({"empty_body", "invalid_json", "unknown_format", "malform
 
 
 class EdgeUnavailable(Exception):
-    """A transient failure of edge verification (the JWKS cannot be fetched): answer 503."""
+    """Edge verification cannot decide (the keys are out of reach): publish marked unverified."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RateLimitedLog:
+    """Logs a recurring failure at most once per ``interval`` seconds, counting the ones in between.
+
+    The reason logged is the exception text of the JWKS loader (source URL without credentials
+    or query, and the error type); never a token or a payload.
+    """
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._next_at = -float("inf")
+        self._suppressed = 0
+        self._lock = threading.Lock()
+
+    def record(self, reason: str, now: float) -> bool:
+        """Count one occurrence; log it if the interval has passed. Returns whether it logged."""
+        with self._lock:
+            if now < self._next_at:
+                self._suppressed += 1
+                return False
+            suppressed, self._suppressed = self._suppressed, 0
+            self._next_at = now + self.interval
+        logger.error(
+            "jwks unavailable, publishing signed deliveries unverified at the edge "
+            "(edge_verified=false; the pipeline verifies them): %s; %d more since the last report",
+            reason, suppressed,
+        )
+        return True
 
 
 def read_body(request: Any, max_bytes: int) -> bytes | None:
@@ -430,6 +520,18 @@ def get_receiver(environ: Mapping[str, str] | None = None) -> Receiver:
             if _receiver is None:
                 _receiver = Receiver(ReceiverConfig.from_env(os.environ if environ is None else environ))
     return _receiver
+
+
+def _body_limit() -> int | None:
+    try:
+        return get_receiver().config.max_body_bytes
+    except ConfigError:
+        return None  # the handler answers 500 misconfigured
+
+
+# Loaded by functions-framework (locally and on Cloud Run functions): bound request bodies
+# before the framework buffers them (see body_limit.py). Elsewhere this does nothing.
+body_limit.install(_body_limit)
 
 
 def receive(request: Any) -> tuple[bytes, int, dict[str, str]]:

@@ -37,6 +37,8 @@ CHECK = textwrap.dedent(
     client = app.test_client()
     get = client.get("/")
     post = client.post("/", data=b'{"metadata": {}, "body": {}}', content_type="application/json")
+    # The deployed app refuses an oversized body from Content-Length (MAX_BODY_BYTES=64 here).
+    oversized = client.post("/", data=b"x" * 65, content_type="application/json")
     files = sorted(
         os.path.relpath(m.__file__, bundle) if os.path.abspath(m.__file__).startswith(bundle) else m.__file__
         for n, m in list(sys.modules.items())
@@ -44,6 +46,7 @@ CHECK = textwrap.dedent(
     )
     print(json.dumps({
         "get": get.status_code, "post": post.status_code, "post_body": post.get_json(),
+        "oversized": oversized.status_code, "wsgi_app": type(app.wsgi_app).__name__,
         "pipeline_files": files,
         "beam": sorted(n for n in sys.modules if n.split(".")[0] == "apache_beam"),
     }))
@@ -69,7 +72,7 @@ def test_staged_bundle_imports_and_serves_without_the_repo(
     topic = pubsub_emulator.create_topic("staged-bundle")
     sub = pubsub_emulator.create_subscription(topic, "staged-bundle-sub")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(pubsub_emulator.env(), PUBSUB_TOPIC=topic)
+    env.update(pubsub_emulator.env(), PUBSUB_TOPIC=topic, MAX_BODY_BYTES="64")
     out = subprocess.run(
         [sys.executable, "-c", CHECK, str(REPO)],
         cwd=dist, env=env, capture_output=True, text=True, timeout=120, check=True,
@@ -78,6 +81,8 @@ def test_staged_bundle_imports_and_serves_without_the_repo(
     assert result["get"] == 405
     assert result["post"] == 202 and result["post_body"]["status"] == "accepted"
     assert result["beam"] == []
+    # The body limit sits in front of functions-framework's app in the deployed shape too.
+    assert result["wsgi_app"] == "BodyLimitMiddleware" and result["oversized"] == 413
     # Every pipeline module came from the bundle (relative paths), none from the repository.
     assert "pipeline/receiver/main.py" in result["pipeline_files"]
     assert all(not f.startswith("/") for f in result["pipeline_files"]), result["pipeline_files"]
