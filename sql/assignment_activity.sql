@@ -10,7 +10,7 @@ WITH assignment_events AS (
       JSON_VALUE(body, '$.assignment_id'),
       REGEXP_EXTRACT(JSON_VALUE(body, '$.object.assignable.id'), r'assignment:([0-9]+)$')
     ) AS assignment_id
-  FROM `${PROJECT}.${DATASET}.events`
+  FROM `${PROJECT}.${DATASET}.events_deduped`
   WHERE event_date BETWEEN @start_date AND @end_date
     AND event_name IN ('submission_created', 'submission_updated', 'grade_change')
 )

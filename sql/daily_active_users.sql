@@ -5,7 +5,7 @@ SELECT
   event_date,
   COUNT(DISTINCT user_id) AS active_users,
   COUNT(*) AS events
-FROM `${PROJECT}.${DATASET}.events`
+FROM `${PROJECT}.${DATASET}.events_deduped`
 WHERE event_date BETWEEN @start_date AND @end_date
   AND user_id IS NOT NULL
 GROUP BY event_date

@@ -6,7 +6,7 @@ SELECT
   context_id AS course_id,
   COUNT(*) AS events,
   COUNT(DISTINCT user_id) AS active_users
-FROM `${PROJECT}.${DATASET}.events`
+FROM `${PROJECT}.${DATASET}.events_deduped`
 WHERE event_date BETWEEN @start_date AND @end_date
   AND context_type = 'Course'
 GROUP BY event_date, course_id

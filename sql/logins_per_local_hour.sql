@@ -6,7 +6,7 @@ SELECT
   EXTRACT(HOUR FROM event_time AT TIME ZONE COALESCE(time_zone, @default_time_zone)) AS local_hour,
   COUNT(*) AS logins,
   COUNT(DISTINCT user_id) AS users
-FROM `${PROJECT}.${DATASET}.events`
+FROM `${PROJECT}.${DATASET}.events_deduped`
 WHERE event_date BETWEEN @start_date AND @end_date
   AND event_name = 'logged_in'
 GROUP BY local_hour
