@@ -61,4 +61,49 @@ def connect_events(output: Path) -> duckdb.DuckDBPyConnection:
 
 @pytest.fixture(scope="session")
 def events_db(pipeline_output: PipelineOutput) -> duckdb.DuckDBPyConnection:
-    return connect_events(pipeline_output.output)
+    """The output as written, with the generated BigQuery views (tests/deploy/bigquery_views.py)."""
+    from tests.deploy.bigquery_views import connect_views
+
+    return connect_views(pipeline_output.output)
+
+
+@dataclass(frozen=True)
+class DuplicatedOutput:
+    """A copy of the pipeline output where every event has been written again (as a replay or a
+    late re-delivery leaves it): ``later`` copies of every file (received an hour after the
+    original, kid ``later-copy``) and ``earlier`` copies of every third row of every other file
+    (received an hour *before* the original, kid ``earlier-copy``: the view must keep those)."""
+
+    output: Path
+    earlier_event_ids: frozenset[str]
+    extra_rows: int
+
+
+@pytest.fixture(scope="session")
+def duplicated_output(pipeline_output: PipelineOutput, tmp_path_factory: pytest.TempPathFactory) -> DuplicatedOutput:
+    import datetime as dt
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    copy = tmp_path_factory.mktemp("duplicated") / "out"
+    shutil.copytree(pipeline_output.output, copy)
+    earlier: set[str] = set()
+    extra = 0
+    for index, path in enumerate(sorted(copy.rglob("*.parquet"))):
+        table = pq.read_table(path)
+        copies = [("later", table, dt.timedelta(hours=1))]
+        if index % 2 == 0:
+            copies.append(("earlier", table.take(list(range(0, table.num_rows, 3))), -dt.timedelta(hours=1)))
+        for label, rows, shift in copies:
+            received = pa.array([None if r is None else r + shift for r in rows.column("received_at").to_pylist()],
+                                type=table.schema.field("received_at").type)
+            rows = rows.set_column(rows.schema.get_field_index("received_at"), table.schema.field("received_at"), received)
+            rows = rows.set_column(rows.schema.get_field_index("kid"), table.schema.field("kid"),
+                                   pa.array([f"{label}-copy"] * rows.num_rows, pa.string()))
+            pq.write_table(rows, path.with_name(f"{label}-copy-{path.name}"))
+            extra += rows.num_rows
+            if label == "earlier":
+                earlier.update(rows.column("event_id").to_pylist())
+    return DuplicatedOutput(copy, frozenset(earlier), extra)

@@ -25,7 +25,12 @@ from tests.deploy.activity import DAYS, Fact
 from tests.deploy.conftest import PipelineOutput, connect_events
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
-PLACEHOLDER_TABLE = "${PROJECT}.${DATASET}.events"
+PLACEHOLDER = "${PROJECT}.${DATASET}."
+PLACEHOLDER_TABLE = PLACEHOLDER + "events"
+# What each query reads: the deduplicated view, except the query that looks for duplicates.
+READS = {name: PLACEHOLDER + "events_deduped" for name in (
+    "daily_active_users", "events_per_course_per_day", "assignment_activity", "logins_per_local_hour")}
+READS["duplicate_events"] = PLACEHOLDER_TABLE
 QUERIES = ("daily_active_users", "events_per_course_per_day", "assignment_activity",
            "logins_per_local_hour", "duplicate_events")
 RANGE = {"start_date": DAYS[0], "end_date": DAYS[-1]}
@@ -36,11 +41,12 @@ def parse(name: str) -> exp.Expression:
 
 
 def to_duckdb(name: str) -> str:
-    """The query in DuckDB SQL, reading the local ``events`` view instead of the BigQuery table."""
+    """The query in DuckDB SQL, reading the local ``events`` table and views of the same names."""
     tree = parse(name)
     for table in list(tree.find_all(exp.Table)):
-        if table.sql("bigquery") == f"`{PLACEHOLDER_TABLE}`":
-            table.replace(exp.to_table("events"))
+        quoted = table.sql("bigquery")
+        if quoted.startswith(f"`{PLACEHOLDER}"):
+            table.replace(exp.to_table(quoted.strip("`")[len(PLACEHOLDER):]))
     return tree.sql("duckdb")
 
 
@@ -56,6 +62,18 @@ def in_range(facts: list[Fact]) -> list[Fact]:
 
 def test_every_sql_file_is_covered() -> None:
     assert sorted(p.stem for p in SQL_DIR.glob("*.sql")) == sorted(QUERIES)
+    assert set(READS) == set(QUERIES)
+
+
+@pytest.fixture(scope="module", params=["as written", "with duplicates"])
+def lake_db(request: pytest.FixtureRequest, events_db: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """The example queries give the same answers on the output as written and on a copy where
+    every event was written again (tests/deploy/conftest.py, duplicated_output)."""
+    if request.param == "as written":
+        return events_db
+    from tests.deploy.bigquery_views import connect_views
+
+    return connect_views(request.getfixturevalue("duplicated_output").output)
 
 
 @pytest.mark.parametrize("name", QUERIES)
@@ -63,7 +81,7 @@ def test_query_is_bigquery_sql_over_the_events_table_with_a_partition_filter(nam
     tree = parse(name)
     assert isinstance(tree, (exp.Select, exp.Query)), type(tree)
     tables = {t.sql("bigquery") for t in tree.find_all(exp.Table)} - {"assignment_events"}
-    assert tables == {f"`{PLACEHOLDER_TABLE}`"}
+    assert tables == {f"`{READS[name]}`"}
     # require_hive_partition_filter: the WHERE that reads the table must bound event_date.
     filtered = [w for w in tree.find_all(exp.Where)
                 if any(c.name == "event_date" for c in w.find_all(exp.Column))
@@ -83,7 +101,7 @@ def test_output_files_carry_the_schema_the_external_table_declares(pipeline_outp
         assert path.parent.name.startswith("event_name=") and path.parent.parent.name.startswith("event_date=")
 
 
-def test_daily_active_users(events_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
+def test_daily_active_users(lake_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
     facts = in_range(pipeline_output.facts)
     users: dict[date, set[str]] = defaultdict(set)
     counts: Counter[date] = Counter()
@@ -91,11 +109,11 @@ def test_daily_active_users(events_db: duckdb.DuckDBPyConnection, pipeline_outpu
         users[f.event_time.date()].add(f.user_id)
         counts[f.event_time.date()] += 1
     expected = [{"event_date": d, "active_users": len(users[d]), "events": counts[d]} for d in sorted(users)]
-    assert run(events_db, "daily_active_users", **RANGE) == expected
+    assert run(lake_db, "daily_active_users", **RANGE) == expected
     assert len(expected) == len(DAYS)
 
 
-def test_events_per_course_per_day(events_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
+def test_events_per_course_per_day(lake_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
     events: Counter[tuple[date, str]] = Counter()
     users: dict[tuple[date, str], set[str]] = defaultdict(set)
     for f in in_range(pipeline_output.facts):
@@ -107,11 +125,11 @@ def test_events_per_course_per_day(events_db: duckdb.DuckDBPyConnection, pipelin
         ({"event_date": d, "course_id": c, "events": n, "active_users": len(users[(d, c)])}
          for (d, c), n in events.items()),
         key=lambda r: (r["event_date"], -r["events"], r["course_id"]))
-    assert run(events_db, "events_per_course_per_day", **RANGE) == expected
+    assert run(lake_db, "events_per_course_per_day", **RANGE) == expected
     assert len(expected) >= 6
 
 
-def test_assignment_activity(events_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
+def test_assignment_activity(lake_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
     facts = [f for f in in_range(pipeline_output.facts) if f.assignment_id]
     assert {f.source_format for f in facts if f.event_name == "submission_created"} == {"canvas", "caliper"}
     assert {f.source_format for f in facts if f.event_name == "grade_change"} == {"canvas", "caliper"}
@@ -126,11 +144,11 @@ def test_assignment_activity(events_db: duckdb.DuckDBPyConnection, pipeline_outp
             "submission_updates": 0,
             "grade_changes": sum(f.event_name == "grade_change" for f in mine),
         })
-    assert run(events_db, "assignment_activity", **RANGE) == expected
+    assert run(lake_db, "assignment_activity", **RANGE) == expected
 
 
 @pytest.mark.parametrize("default_time_zone", ["UTC", "America/New_York"])
-def test_logins_per_local_hour(events_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput,
+def test_logins_per_local_hour(lake_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput,
                                default_time_zone: str) -> None:
     logins: Counter[int] = Counter()
     users: dict[int, set[str]] = defaultdict(set)
@@ -140,7 +158,7 @@ def test_logins_per_local_hour(events_db: duckdb.DuckDBPyConnection, pipeline_ou
             logins[hour] += 1
             users[hour].add(f.user_id)
     expected = [{"local_hour": h, "logins": logins[h], "users": len(users[h])} for h in sorted(logins)]
-    got = run(events_db, "logins_per_local_hour", **RANGE, default_time_zone=default_time_zone)
+    got = run(lake_db, "logins_per_local_hour", **RANGE, default_time_zone=default_time_zone)
     assert got == expected
     # Both the user's own zone and the fallback are exercised.
     login_facts = [f for f in in_range(pipeline_output.facts) if f.event_name == "logged_in"]
