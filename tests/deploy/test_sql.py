@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter, defaultdict
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +21,7 @@ import sqlglot
 from sqlglot import exp
 
 from schemas.events import FILE_SCHEMA
-from tests.deploy.activity import DAYS, Fact
+from tests.deploy.activity import ASSIGNMENTS, COURSES, DAYS, Fact, generate_activity
 from tests.deploy.conftest import PipelineOutput, connect_events
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
@@ -31,8 +31,12 @@ PLACEHOLDER_TABLE = PLACEHOLDER + "events"
 READS = {name: PLACEHOLDER + "events_deduped" for name in (
     "daily_active_users", "events_per_course_per_day", "assignment_activity", "logins_per_local_hour")}
 READS["duplicate_events"] = PLACEHOLDER_TABLE
+READS |= {"course_activity_by_user": PLACEHOLDER + "activity", "actions_per_local_hour": PLACEHOLDER + "activity",
+          "grades_per_assignment": PLACEHOLDER + "grade_change",
+          "submissions_per_type": PLACEHOLDER + "submission_created"}
 QUERIES = ("daily_active_users", "events_per_course_per_day", "assignment_activity",
-           "logins_per_local_hour", "duplicate_events")
+           "logins_per_local_hour", "duplicate_events", "course_activity_by_user", "actions_per_local_hour",
+           "grades_per_assignment", "submissions_per_type")
 RANGE = {"start_date": DAYS[0], "end_date": DAYS[-1]}
 
 
@@ -186,3 +190,66 @@ def test_duplicate_events_finds_rows_written_twice(pipeline_output: PipelineOutp
     got = run(connect_events(copy), "duplicate_events", **RANGE)
     assert got == expected
     assert got
+
+
+# ---- queries over the typed views and the activity view (schemas/views.py) -------------------
+
+def _activity_payloads() -> list[tuple[Fact, dict[str, Any]]]:
+    payloads, facts = generate_activity()
+    return [(f, p) for f, p in zip(facts, payloads) if DAYS[0] <= f.event_time.date() <= DAYS[-1]]
+
+
+def test_course_activity_by_user(lake_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
+    course = COURSES[0]
+    groups: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    for f in in_range(pipeline_output.facts):
+        if f.course_id == course:
+            groups[(f.user_id, f.event_name)].append(f.event_time)
+    expected = [{"user_id": u, "event_name": n, "actions": len(t), "first_at": min(t), "last_at": max(t)}
+                for (u, n), t in sorted(groups.items())]
+    assert len({u for u, _ in groups}) >= 3 and len({n for _, n in groups}) >= 2
+    assert run(lake_db, "course_activity_by_user", **RANGE, course_id=course) == expected
+
+
+def test_actions_per_local_hour(lake_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
+    actions: Counter[int] = Counter()
+    users: dict[int, set[str]] = defaultdict(set)
+    for f in in_range(pipeline_output.facts):
+        if f.time_zone:
+            hour = f.event_time.astimezone(ZoneInfo(f.time_zone)).hour
+            actions[hour] += 1
+            users[hour].add(f.user_id)
+    expected = [{"local_hour": h, "actions": actions[h], "users": len(users[h])} for h in sorted(actions)]
+    assert len(expected) >= 12
+    assert run(lake_db, "actions_per_local_hour", **RANGE) == expected
+
+
+def test_grades_per_assignment(lake_db: duckdb.DuckDBPyConnection) -> None:
+    grades: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for f, payload in _activity_payloads():
+        if f.event_name == "grade_change" and f.source_format == "canvas":
+            body = payload["body"]
+            grades[body["assignment_id"]].append((body["user_id"], float(body["score"])))
+    expected = [{"assignment_id": a, "grade_changes": len(g), "students": len({u for u, _ in g}),
+                 "mean_score": pytest.approx(sum(s for _, s in g) / len(g))} for a, g in sorted(grades.items())]
+    assert len(expected) == len(ASSIGNMENTS) and any(e["students"] > 1 for e in expected)
+    assert run(lake_db, "grades_per_assignment", **RANGE) == expected
+
+
+def test_submissions_per_type(lake_db: duckdb.DuckDBPyConnection) -> None:
+    groups: dict[tuple[date, str, str], set[str]] = defaultdict(set)
+    counts: Counter[tuple[date, str, str]] = Counter()
+    for f, payload in _activity_payloads():
+        if f.event_name != "submission_created":
+            continue
+        if f.source_format == "canvas":
+            kind = payload["body"]["submission_type"]
+        else:
+            kind = payload["data"][0]["object"]["extensions"]["com.instructure.canvas"]["submission_type"]
+        key = (f.event_time.date(), kind, f.source_format)
+        counts[key] += 1
+        groups[key].add(f.user_id)
+    expected = [{"event_date": d, "submission_type": k, "source_format": s, "submissions": counts[(d, k, s)],
+                 "students": len(groups[(d, k, s)])} for d, k, s in sorted(counts)]
+    assert len({k for _, k, _ in counts}) == 3 and {s for _, _, s in counts} == {"canvas", "caliper"}
+    assert run(lake_db, "submissions_per_type", **RANGE) == expected
