@@ -257,3 +257,15 @@ def test_activity_matches_the_generated_facts(events_db, pipeline_output: Pipeli
         for r in rows(events_db, f"SELECT * FROM {ACTIVITY_VIEW} WHERE event_date >= DATE '2031-01-01'"))
     assert got == facts
     assert datetime(2031, 3, 1, 23, 59, 58, tzinfo=timezone.utc) in {k[3] for k in got}
+
+
+# ---- the README shows the view queries as they are tested -------------------------------------
+
+@pytest.mark.parametrize("name", ["course_activity_by_user", "actions_per_local_hour", "grades_per_assignment",
+                                  "submissions_per_type"])
+def test_readme_shows_each_view_query_as_tested(name: str) -> None:
+    readme = (BIGQUERY_DIR.parents[1] / "README.md").read_text()
+    text = (BIGQUERY_DIR.parents[1] / "sql" / f"{name}.sql").read_text()
+    statement = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
+    assert f"```sql\n{statement}\n```" in readme
+    assert "make bq-views" in readme
