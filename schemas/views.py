@@ -120,7 +120,8 @@ def field_sql(field: Field) -> str:
     if field.type == "STRING":
         return text
     if field.type == "JSON":
-        return f"PARSE_JSON({text})"
+        # round: a number beyond FLOAT64 precision inside an object must not fail the query
+        return f"SAFE.PARSE_JSON({text}, wide_number_mode => 'round')"
     if field.type == "TIMESTAMP":
         return timestamp_sql(text)
     return f"SAFE_CAST({text} AS {field.type})"

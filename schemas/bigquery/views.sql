@@ -343,7 +343,7 @@ SELECT
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".context_id'), JSON_VALUE(body, '$.context_id')) AS body_context_id,
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".context_type'), JSON_VALUE(body, '$.context_type')) AS body_context_type,
   SAFE_CAST(IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".group_weight'), JSON_VALUE(body, '$.group_weight')) AS FLOAT64) AS group_weight,
-  PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".integration_data'), JSON_QUERY(body, '$.integration_data'))) AS integration_data,
+  SAFE.PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".integration_data'), JSON_QUERY(body, '$.integration_data')), wide_number_mode => 'round') AS integration_data,
   IF(source_format = 'caliper', COALESCE(JSON_VALUE(body, '$.object.name'), JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".name')), JSON_VALUE(body, '$.name')) AS name,
   SAFE_CAST(IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".position'), JSON_VALUE(body, '$.position')) AS INT64) AS position,
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".rules'), JSON_VALUE(body, '$.rules')) AS rules,
@@ -400,7 +400,7 @@ SELECT
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".context_id'), JSON_VALUE(body, '$.context_id')) AS body_context_id,
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".context_type'), JSON_VALUE(body, '$.context_type')) AS body_context_type,
   SAFE_CAST(IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".group_weight'), JSON_VALUE(body, '$.group_weight')) AS FLOAT64) AS group_weight,
-  PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".integration_data'), JSON_QUERY(body, '$.integration_data'))) AS integration_data,
+  SAFE.PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".integration_data'), JSON_QUERY(body, '$.integration_data')), wide_number_mode => 'round') AS integration_data,
   IF(source_format = 'caliper', COALESCE(JSON_VALUE(body, '$.object.name'), JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".name')), JSON_VALUE(body, '$.name')) AS name,
   SAFE_CAST(IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".position'), JSON_VALUE(body, '$.position')) AS INT64) AS position,
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".rules'), JSON_VALUE(body, '$.rules')) AS rules,
@@ -1076,9 +1076,9 @@ SELECT
   kid,
   event_date,
   event_name,
-  PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".course'), JSON_QUERY(body, '$.course'))) AS course,
-  PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".progress'), JSON_QUERY(body, '$.progress'))) AS progress,
-  PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".user'), JSON_QUERY(body, '$.user'))) AS user
+  SAFE.PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".course'), JSON_QUERY(body, '$.course')), wide_number_mode => 'round') AS course,
+  SAFE.PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".progress'), JSON_QUERY(body, '$.progress')), wide_number_mode => 'round') AS progress,
+  SAFE.PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".user'), JSON_QUERY(body, '$.user')), wide_number_mode => 'round') AS user
 FROM `${PROJECT}.${DATASET}.events_deduped`
 WHERE event_name = 'course_completed';
 
@@ -1240,9 +1240,9 @@ SELECT
   kid,
   event_date,
   event_name,
-  PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".course'), JSON_QUERY(body, '$.course'))) AS course,
-  PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".progress'), JSON_QUERY(body, '$.progress'))) AS progress,
-  PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".user'), JSON_QUERY(body, '$.user'))) AS user
+  SAFE.PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".course'), JSON_QUERY(body, '$.course')), wide_number_mode => 'round') AS course,
+  SAFE.PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".progress'), JSON_QUERY(body, '$.progress')), wide_number_mode => 'round') AS progress,
+  SAFE.PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".user'), JSON_QUERY(body, '$.user')), wide_number_mode => 'round') AS user
 FROM `${PROJECT}.${DATASET}.events_deduped`
 WHERE event_name = 'course_progress';
 
@@ -1305,7 +1305,7 @@ SELECT
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".sis_batch_id'), JSON_VALUE(body, '$.sis_batch_id')) AS sis_batch_id,
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".sis_source_id'), JSON_VALUE(body, '$.sis_source_id')) AS sis_source_id,
   IF(REGEXP_CONTAINS(IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".start_at'), JSON_VALUE(body, '$.start_at')), r'^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}([.,][0-9]+)?(Z| UTC|[+-][0-9]{2}(:?[0-9]{2})?| [+-][0-9]{4})$'), SAFE_CAST(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".start_at'), JSON_VALUE(body, '$.start_at')), r'^(.{19}),', r'\1.'), r'^(.{19}\.[0-9]{1,6})[0-9]*', r'\1'), r'( UTC|Z)$', '+00:00'), r' ?([+-][0-9]{2}):?([0-9]{2})$', r'\1:\2'), r'([+-][0-9]{2})$', r'\1:00'), r'^(.{10})T', r'\1 ') AS TIMESTAMP), NULL) AS start_at,
-  PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".stuck_sis_fields'), JSON_QUERY(body, '$.stuck_sis_fields'))) AS stuck_sis_fields,
+  SAFE.PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".stuck_sis_fields'), JSON_QUERY(body, '$.stuck_sis_fields')), wide_number_mode => 'round') AS stuck_sis_fields,
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".workflow_state'), JSON_VALUE(body, '$.workflow_state')) AS workflow_state
 FROM `${PROJECT}.${DATASET}.events_deduped`
 WHERE event_name = 'course_section_created';
@@ -1369,7 +1369,7 @@ SELECT
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".sis_batch_id'), JSON_VALUE(body, '$.sis_batch_id')) AS sis_batch_id,
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".sis_source_id'), JSON_VALUE(body, '$.sis_source_id')) AS sis_source_id,
   IF(REGEXP_CONTAINS(IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".start_at'), JSON_VALUE(body, '$.start_at')), r'^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}([.,][0-9]+)?(Z| UTC|[+-][0-9]{2}(:?[0-9]{2})?| [+-][0-9]{4})$'), SAFE_CAST(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".start_at'), JSON_VALUE(body, '$.start_at')), r'^(.{19}),', r'\1.'), r'^(.{19}\.[0-9]{1,6})[0-9]*', r'\1'), r'( UTC|Z)$', '+00:00'), r' ?([+-][0-9]{2}):?([0-9]{2})$', r'\1:\2'), r'([+-][0-9]{2})$', r'\1:00'), r'^(.{10})T', r'\1 ') AS TIMESTAMP), NULL) AS start_at,
-  PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".stuck_sis_fields'), JSON_QUERY(body, '$.stuck_sis_fields'))) AS stuck_sis_fields,
+  SAFE.PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".stuck_sis_fields'), JSON_QUERY(body, '$.stuck_sis_fields')), wide_number_mode => 'round') AS stuck_sis_fields,
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".workflow_state'), JSON_VALUE(body, '$.workflow_state')) AS workflow_state
 FROM `${PROJECT}.${DATASET}.events_deduped`
 WHERE event_name = 'course_section_updated';
@@ -2428,7 +2428,7 @@ SELECT
   IF(source_format = 'caliper', COALESCE(JSON_VALUE(body, '$.object.name'), JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".title')), JSON_VALUE(body, '$.title')) AS title,
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".vendor_guid'), JSON_VALUE(body, '$.vendor_guid')) AS vendor_guid,
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".workflow_state'), JSON_VALUE(body, '$.workflow_state')) AS workflow_state,
-  PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".rubric_criterion'), JSON_QUERY(body, '$.rubric_criterion'))) AS rubric_criterion
+  SAFE.PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".rubric_criterion'), JSON_QUERY(body, '$.rubric_criterion')), wide_number_mode => 'round') AS rubric_criterion
 FROM `${PROJECT}.${DATASET}.events_deduped`
 WHERE event_name = 'learning_outcome_created';
 
@@ -2840,7 +2840,7 @@ SELECT
   IF(REGEXP_CONTAINS(IF(source_format = 'caliper', COALESCE(JSON_VALUE(body, '$.object.dateModified'), JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".updated_at')), JSON_VALUE(body, '$.updated_at')), r'^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}([.,][0-9]+)?(Z| UTC|[+-][0-9]{2}(:?[0-9]{2})?| [+-][0-9]{4})$'), SAFE_CAST(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(IF(source_format = 'caliper', COALESCE(JSON_VALUE(body, '$.object.dateModified'), JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".updated_at')), JSON_VALUE(body, '$.updated_at')), r'^(.{19}),', r'\1.'), r'^(.{19}\.[0-9]{1,6})[0-9]*', r'\1'), r'( UTC|Z)$', '+00:00'), r' ?([+-][0-9]{2}):?([0-9]{2})$', r'\1:\2'), r'([+-][0-9]{2})$', r'\1:00'), r'^(.{10})T', r'\1 ') AS TIMESTAMP), NULL) AS updated_at,
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".vendor_guid'), JSON_VALUE(body, '$.vendor_guid')) AS vendor_guid,
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".workflow_state'), JSON_VALUE(body, '$.workflow_state')) AS workflow_state,
-  PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".rubric_criterion'), JSON_QUERY(body, '$.rubric_criterion'))) AS rubric_criterion
+  SAFE.PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".rubric_criterion'), JSON_QUERY(body, '$.rubric_criterion')), wide_number_mode => 'round') AS rubric_criterion
 FROM `${PROJECT}.${DATASET}.events_deduped`
 WHERE event_name = 'learning_outcome_updated';
 
@@ -3469,7 +3469,7 @@ SELECT
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".context_type'), JSON_VALUE(body, '$.context_type')) AS body_context_type,
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".context_id'), JSON_VALUE(body, '$.context_id')) AS body_context_id,
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".workflow_state'), JSON_VALUE(body, '$.workflow_state')) AS workflow_state,
-  PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".outcome_proficiency_ratings'), JSON_QUERY(body, '$.outcome_proficiency_ratings'))) AS outcome_proficiency_ratings
+  SAFE.PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".outcome_proficiency_ratings'), JSON_QUERY(body, '$.outcome_proficiency_ratings')), wide_number_mode => 'round') AS outcome_proficiency_ratings
 FROM `${PROJECT}.${DATASET}.events_deduped`
 WHERE event_name = 'outcome_proficiency_created';
 
@@ -3522,7 +3522,7 @@ SELECT
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".context_id'), JSON_VALUE(body, '$.context_id')) AS body_context_id,
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".workflow_state'), JSON_VALUE(body, '$.workflow_state')) AS workflow_state,
   IF(REGEXP_CONTAINS(IF(source_format = 'caliper', COALESCE(JSON_VALUE(body, '$.object.dateModified'), JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".updated_at')), JSON_VALUE(body, '$.updated_at')), r'^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}([.,][0-9]+)?(Z| UTC|[+-][0-9]{2}(:?[0-9]{2})?| [+-][0-9]{4})$'), SAFE_CAST(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(IF(source_format = 'caliper', COALESCE(JSON_VALUE(body, '$.object.dateModified'), JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".updated_at')), JSON_VALUE(body, '$.updated_at')), r'^(.{19}),', r'\1.'), r'^(.{19}\.[0-9]{1,6})[0-9]*', r'\1'), r'( UTC|Z)$', '+00:00'), r' ?([+-][0-9]{2}):?([0-9]{2})$', r'\1:\2'), r'([+-][0-9]{2})$', r'\1:00'), r'^(.{10})T', r'\1 ') AS TIMESTAMP), NULL) AS updated_at,
-  PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".outcome_proficiency_ratings'), JSON_QUERY(body, '$.outcome_proficiency_ratings'))) AS outcome_proficiency_ratings
+  SAFE.PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".outcome_proficiency_ratings'), JSON_QUERY(body, '$.outcome_proficiency_ratings')), wide_number_mode => 'round') AS outcome_proficiency_ratings
 FROM `${PROJECT}.${DATASET}.events_deduped`
 WHERE event_name = 'outcome_proficiency_updated';
 
@@ -4053,7 +4053,7 @@ SELECT
   kid,
   event_date,
   event_name,
-  PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".attachment_ids'), JSON_QUERY(body, '$.attachment_ids'))) AS attachment_ids,
+  SAFE.PARSE_JSON(IF(source_format = 'caliper', JSON_QUERY(body, '$.object.extensions."com.instructure.canvas".attachment_ids'), JSON_QUERY(body, '$.attachment_ids')), wide_number_mode => 'round') AS attachment_ids,
   IF(source_format = 'caliper', COALESCE(JSON_VALUE(body, '$.object.body'), JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".body')), JSON_VALUE(body, '$.body')) AS body_body,
   IF(REGEXP_CONTAINS(IF(source_format = 'caliper', COALESCE(JSON_VALUE(body, '$.object.dateCreated'), JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".created_at')), JSON_VALUE(body, '$.created_at')), r'^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}([.,][0-9]+)?(Z| UTC|[+-][0-9]{2}(:?[0-9]{2})?| [+-][0-9]{4})$'), SAFE_CAST(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(IF(source_format = 'caliper', COALESCE(JSON_VALUE(body, '$.object.dateCreated'), JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".created_at')), JSON_VALUE(body, '$.created_at')), r'^(.{19}),', r'\1.'), r'^(.{19}\.[0-9]{1,6})[0-9]*', r'\1'), r'( UTC|Z)$', '+00:00'), r' ?([+-][0-9]{2}):?([0-9]{2})$', r'\1:\2'), r'([+-][0-9]{2})$', r'\1:00'), r'^(.{10})T', r'\1 ') AS TIMESTAMP), NULL) AS created_at,
   IF(source_format = 'caliper', JSON_VALUE(body, '$.object.extensions."com.instructure.canvas".submission_comment_id'), JSON_VALUE(body, '$.submission_comment_id')) AS submission_comment_id,

@@ -4,8 +4,9 @@
 with hive partitioning (the stand-in for the external table) and every view of
 ``schemas/bigquery/events_deduped_view.sql`` and ``views.sql`` exists under its BigQuery name.
 The statements are the checked-in files, parsed as BigQuery by sqlglot and written as DuckDB,
-with two rewrites: ``${PROJECT}.${DATASET}.X`` becomes ``X``, and ``SAFE.DATETIME(ts, tz)``
-(which sqlglot does not translate) becomes DuckDB's ``timezone(tz, ts)``.
+with rewrites where sqlglot has no DuckDB translation: ``${PROJECT}.${DATASET}.X`` becomes ``X``,
+``SAFE.DATETIME(ts, tz)`` becomes DuckDB's ``timezone(tz, ts)``, and
+``SAFE.PARSE_JSON(text, wide_number_mode => ...)`` becomes ``json(text)``.
 """
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
             return exp.to_table(name[len(PLACEHOLDER):])
     if isinstance(node, exp.SafeFunc) and isinstance(node.this, exp.Datetime):
         return exp.Anonymous(this="timezone", expressions=[node.this.expression, node.this.this])
+    if isinstance(node, exp.SafeFunc) and isinstance(node.this, exp.ParseJSON):
+        # JSON_QUERY's output is always valid JSON, and DuckDB keeps wide numbers exactly
+        return exp.ParseJSON(this=node.this.this)
     return node
 
 
