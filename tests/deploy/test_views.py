@@ -269,3 +269,32 @@ def test_readme_shows_each_view_query_as_tested(name: str) -> None:
     statement = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
     assert f"```sql\n{statement}\n```" in readme
     assert "make bq-views" in readme
+
+
+# ---- the view's time parsing agrees with the pipeline's parser --------------------------------
+
+TIME_SHAPES = [
+    "2019-11-05T07:38:00.218Z", "2018-10-09T21:07:33Z", "2020-03-30T11:18:51-06:00", "2020-03-30T11:18:51+0530",
+    "2020-03-30T11:18:51+05", "2019-11-05 07:38:00 -0800", "2019-11-05 07:38:00 UTC", "2019-11-05T07:38:00,5Z",
+    "2019-11-05T07:38:00.123456789Z", "2019-11-05 07:38:00.25+01:00", "2019-11-05T07:38:00", "019-11-01T19:11:01.163Z",
+    "2019-11-05", "", "yesterday", "2019-13-05T07:38:00Z", "2019-11-05T24:38:00Z", "1574000000",
+]
+
+
+def test_view_time_parsing_agrees_with_pipeline_core_timestamps() -> None:
+    from schemas.views import timestamp_sql
+    from tests.deploy.bigquery_views import bigquery_to_duckdb
+
+    (query,) = bigquery_to_duckdb(f"SELECT v, {timestamp_sql('v')} AS t FROM UNNEST(@shapes) AS v")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    got = dict(con.execute(query, {"shapes": TIME_SHAPES}).fetchall())
+    parsed = 0
+    for shape in TIME_SHAPES:
+        try:
+            expected = parse_timestamp(shape, field="t")
+        except EventError:
+            expected = None
+        assert got[shape] == expected, (shape, got[shape], expected)
+        parsed += expected is not None
+    assert parsed >= 9
