@@ -40,14 +40,19 @@ def pipeline_output(tmp_path_factory: pytest.TempPathFactory) -> PipelineOutput:
     (base / "in").mkdir()
     (base / "in" / "deliveries.jsonl").write_text("\n".join(lines) + "\n")
     output, dead_letter = base / "out", base / "dead"
+    run_batch_pipeline(base / "in" / "*.jsonl", output, dead_letter)
+    return PipelineOutput(output, dead_letter, facts, len(corpus))
+
+
+def run_batch_pipeline(input_files: Path, output: Path, dead_letter: Path) -> None:
+    """``python -m pipeline.main`` in batch mode over unsigned JSON lines, as an operator replays."""
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.main", f"--input_files={base / 'in' / '*.jsonl'}",
+        [sys.executable, "-m", "pipeline.main", f"--input_files={input_files}",
          f"--output={output}", f"--dead_letter_output={dead_letter}", "--allow_unsigned",
          "--runner=DirectRunner"],
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert list(output.rglob("*.parquet")), "the pipeline wrote no Parquet"
-    return PipelineOutput(output, dead_letter, facts, len(corpus))
 
 
 def connect_events(output: Path) -> duckdb.DuckDBPyConnection:
@@ -107,3 +112,32 @@ def duplicated_output(pipeline_output: PipelineOutput, tmp_path_factory: pytest.
             if label == "earlier":
                 earlier.update(rows.column("event_id").to_pylist())
     return DuplicatedOutput(copy, frozenset(earlier), extra)
+
+
+@dataclass(frozen=True)
+class ReplayedOutput:
+    """The first run's output plus the files of a second, later run of the pipeline over an
+    overlapping part of the same deliveries (every other line), as a replay into the live prefix
+    leaves it. The second run's files are renamed with a ``replay-`` prefix on the way in: two
+    runs in one window would otherwise write the same file names (STACK.md, trap 12)."""
+
+    output: Path
+    replayed_lines: int
+
+
+@pytest.fixture(scope="session")
+def replayed_output(pipeline_output: PipelineOutput, tmp_path_factory: pytest.TempPathFactory) -> ReplayedOutput:
+    import shutil
+
+    base = tmp_path_factory.mktemp("replayed")
+    lines = (pipeline_output.output.parent / "in" / "deliveries.jsonl").read_text().splitlines()[::2]
+    (base / "in").mkdir()
+    (base / "in" / "replay.jsonl").write_text("\n".join(lines) + "\n")
+    run_batch_pipeline(base / "in" / "*.jsonl", base / "second", base / "dead")
+    combined = base / "out"
+    shutil.copytree(pipeline_output.output, combined)
+    for path in (base / "second").rglob("*.parquet"):
+        target = combined / path.relative_to(base / "second")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target.with_name("replay-" + path.name))
+    return ReplayedOutput(combined, len(lines))

@@ -32,7 +32,7 @@ from schemas.events import TABLE_SCHEMA
 from schemas.generate import BIGQUERY_DIR
 from schemas.views import (ACTIVITY_COLUMNS, ACTIVITY_VIEW, CALIPER_RENAMES, DEDUPED_VIEW, column_name,
                            view_name)
-from tests.deploy.bigquery_views import rows
+from tests.deploy.bigquery_views import connect_views, rows
 from tests.deploy.conftest import DuplicatedOutput, PipelineOutput
 
 DUCKDB_TYPES = {"STRING": "VARCHAR", "INT64": "BIGINT", "FLOAT64": "DOUBLE", "BOOL": "BOOLEAN",
@@ -115,6 +115,21 @@ def test_deduped_view_keeps_one_row_per_key_the_copy_received_first(
     assert kept["later-copy"] == 0
     # Both kinds of key are exercised: request events and job (system) events.
     assert any(r["request_id"] for r in got) and any(r["job_id"] and not r["request_id"] for r in got)
+
+
+def test_deduped_view_after_a_second_run_over_overlapping_deliveries(replayed_output, pipeline_output) -> None:
+    """Two real runs of the pipeline: the second (later) run's copies never reach the view."""
+    first = raw_rows(pipeline_output.output)
+    everything = raw_rows(replayed_output.output)
+    second = len(everything) - len(first)
+    assert replayed_output.replayed_lines // 2 < second <= replayed_output.replayed_lines
+    first_received = {dedupe_key(r): r["received_at"] for r in first}
+    assert {dedupe_key(r) for r in everything} == set(first_received)  # the replay is a subset
+    con = connect_views(replayed_output.output)
+    got = rows(con, f"SELECT event_id, request_id, job_id, received_at FROM {DEDUPED_VIEW}")
+    assert len(got) == len(first)
+    assert {dedupe_key(r): r["received_at"] for r in got} == first_received
+    assert len({r["received_at"] for r in everything}) == 2  # two runs, each stamping its own time
 
 
 def test_duplicate_events_query_still_sees_the_copies_in_the_table(duplicated_db) -> None:
