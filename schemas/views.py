@@ -5,6 +5,8 @@
   request id, else job id, plus event id). A copy and its original share event_time and
   event_name, hence the hive partition, so the window is also partitioned by ``event_date`` and
   ``event_name``: that changes no answer and lets BigQuery prune partitions through the view.
+  (A copy filed under another event name, by a pipeline version that names the event otherwise,
+  is a different row to this view.)
 * one typed view per Canvas event type (``<dataset>.<event_name>``, dots as ``_``) over
   ``events_deduped``: every table column, then the event's body fields (``schemas.canvas_fields``)
   as typed columns named after the body keys (a key that is already a table column, such as

@@ -1,4 +1,5 @@
 -- Submissions and grade changes per assignment.
+-- Reads events_deduped: an event counts once however often it was delivered or replayed.
 -- The assignment id is in the event body: `assignment_id` for the Canvas format, the
 -- `object.assignable.id` URN (urn:instructure:canvas:assignment:ID) for Caliper.
 -- Parameters: @start_date, @end_date (DATE, inclusive).

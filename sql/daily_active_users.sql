@@ -1,4 +1,5 @@
 -- Daily active users: distinct acting users per UTC day (event_date).
+-- Reads events_deduped: an event counts once however often it was delivered or replayed.
 -- System-generated events (background jobs) carry no user and are left out.
 -- Parameters: @start_date, @end_date (DATE, inclusive).
 SELECT

@@ -1,4 +1,5 @@
 -- Activity per course per UTC day: events and distinct acting users.
+-- Reads events_deduped: an event counts once however often it was delivered or replayed.
 -- Only events raised in a course context (context_type 'Course'); both formats fill it.
 -- Parameters: @start_date, @end_date (DATE, inclusive).
 SELECT
