@@ -30,8 +30,7 @@ from pipeline.samples import iter_samples
 from schemas.canvas_fields import BODY_FIELDS
 from schemas.events import TABLE_SCHEMA
 from schemas.generate import BIGQUERY_DIR
-from schemas.views import (ACTIVITY_COLUMNS, ACTIVITY_VIEW, CALIPER_RENAMES, DEDUPED_VIEW, column_name,
-                           view_name)
+from schemas.views import ACTIVITY_COLUMNS, ACTIVITY_VIEW, DEDUPED_VIEW, column_name, view_name
 from tests.deploy.bigquery_views import connect_views, rows
 from tests.deploy.conftest import DuplicatedOutput, PipelineOutput
 
@@ -182,11 +181,19 @@ def _expected(value: Any, type_: str) -> Any:
     raise AssertionError(type_)
 
 
+# CATALOG.md section 4, "Where the Canvas fields went": Canvas body key -> Caliper object property.
+CATALOG_RENAMES = {
+    "title": "name", "name": "name", "description": "description", "body": "body", "due_at": "dateToSubmit",
+    "unlock_at": "dateToShow", "points_possible": "maxScore", "attempt": "count", "content_type": "mediaType",
+    "state_started_at": "startedAtTime", "created_at": "dateCreated", "updated_at": "dateModified",
+}
+
+
 def _caliper_body(event: dict[str, Any]) -> dict[str, Any]:
     """The Canvas body fields a Caliper event carries (CATALOG.md section 4)."""
     obj = event.get("object") or {}
     found = dict((obj.get("extensions") or {}).get("com.instructure.canvas") or {})
-    for key, prop in CALIPER_RENAMES.items():
+    for key, prop in CATALOG_RENAMES.items():
         if obj.get(prop) is not None:
             found[key] = obj[prop]
     return found
