@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -147,6 +148,13 @@ def test_every_documented_body_field_is_a_typed_column_of_its_view(events_db) ->
             column = column_name(field.name)
             assert column in described, (event_name, field.name)
             assert described[column] == DUCKDB_TYPES[field.type], (event_name, field, described[column])
+    # And straight from the documentation's field map, where the shared corpus is present.
+    fields_json = Path(__file__).resolve().parents[2].parent / "shared" / "canvas-events" / "fields.json"
+    if fields_json.is_file():
+        for event_name, entry in json.loads(fields_json.read_text())["canvas"].items():
+            described = {r[0] for r in events_db.execute(f"DESCRIBE {view_name(event_name)}").fetchall()}
+            documented = {column_name(k) for k in entry["body_fields"] + entry["schema_fields"]}
+            assert documented <= described, (event_name, documented - described)
 
 
 def _scrubbed(value: Any) -> Any:
