@@ -100,8 +100,12 @@ def _json_path(key: str) -> str:
     return f"$.{key}"
 
 
-def _caliper_paths(key: str) -> list[str]:
+def _caliper_paths(key: str, has_created_at: bool = True) -> list[str]:
     paths = [f"{CALIPER_EXTENSIONS}.{key}"]
+    if key == "updated_at" and not has_created_at:
+        # A *_created event without created_at (assignment_created, attachment_created) sends
+        # its updated_at as dateCreated (CATALOG.md section 4).
+        paths.insert(0, "$.object.dateCreated")
     if key in CALIPER_RENAMES:
         paths.insert(0, f"$.object.{CALIPER_RENAMES[key]}")
     return paths
@@ -113,10 +117,10 @@ def _read(path: str, type_: str) -> str:
     return f"JSON_VALUE(body, '{path}')"
 
 
-def field_sql(field: Field) -> str:
+def field_sql(field: Field, has_created_at: bool = True) -> str:
     """The typed value of one body field, for both source formats."""
     canvas = _read(_json_path(field.name), field.type)
-    caliper = [_read(p, field.type) for p in _caliper_paths(field.name)]
+    caliper = [_read(p, field.type) for p in _caliper_paths(field.name, has_created_at)]
     from_caliper = caliper[0] if len(caliper) == 1 else f"COALESCE({', '.join(caliper)})"
     text = f"IF(source_format = 'caliper', {from_caliper}, {canvas})"
     if field.type == "STRING":
@@ -137,7 +141,9 @@ def column_name(key: str) -> str:
 def typed_view_sql(event_name: str) -> str:
     fields = BODY_FIELDS[event_name]
     lines = list(TABLE_SCHEMA.names)
-    lines += [f"{field_sql(f)} AS {column_name(f.name)}" for f in fields]
+    # A *_created event without created_at sends its updated_at as dateCreated in Caliper.
+    has_created_at = not event_name.endswith("_created") or any(f.name == "created_at" for f in fields)
+    lines += [f"{field_sql(f, has_created_at)} AS {column_name(f.name)}" for f in fields]
     columns = ",\n  ".join(lines)
     return (
         f"CREATE OR REPLACE VIEW {_ref(view_name(event_name))}\n"

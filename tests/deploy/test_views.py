@@ -197,10 +197,13 @@ CATALOG_RENAMES = {
 }
 
 
-def _caliper_body(event: dict[str, Any]) -> dict[str, Any]:
+def _caliper_body(event: dict[str, Any], event_name: str) -> dict[str, Any]:
     """The Canvas body fields a Caliper event carries (CATALOG.md section 4)."""
     obj = event.get("object") or {}
     found = dict((obj.get("extensions") or {}).get("com.instructure.canvas") or {})
+    if (event_name.endswith("_created") and "created_at" not in dict(BODY_FIELDS[event_name])
+            and obj.get("dateCreated") is not None):
+        found["updated_at"] = obj["dateCreated"]  # "in assignment_created/attachment_created"
     for key, prop in CATALOG_RENAMES.items():
         if obj.get(prop) is not None:
             found[key] = obj[prop]
@@ -216,7 +219,7 @@ def _corpus_cases() -> list[tuple[str, str, dict[str, Any]]]:
             cases.append((event_id(payload), payload["metadata"]["event_name"], payload.get("body") or {}))
         else:
             for event in payload["data"]:
-                cases.append((event_id(event), entry["doc_name"], _caliper_body(event)))
+                cases.append((event_id(event), entry["doc_name"], _caliper_body(event, entry["doc_name"])))
     return cases
 
 
