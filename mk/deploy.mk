@@ -148,13 +148,17 @@ template-run:
 	$(RUN) gcloud dataflow flex-template run $(JOB_NAME) --project=$(PROJECT) --region=$(REGION) --template-file-gcs-location=$(TEMPLATE_PATH) --service-account-email=$(DATAFLOW_SA) --staging-location=$(STAGING_LOCATION) --temp-location=$(TEMP_LOCATION) --enable-streaming-engine --worker-machine-type=$(MACHINE_TYPE) --max-workers=$(MAX_WORKERS) $(if $(UPDATE),--update) $(foreach p,$(strip $(TEMPLATE_PARAMS)),--parameters=$(p))
 
 # The DDL is generated from schemas/ (python -m schemas.generate); here its placeholders are filled in.
+# events_deduped: the view over the table that keeps one row per dedupe key (schemas/views.py).
 bq-table:
 	$(call require,PROJECT DATASET BUCKET BQ_LOCATION OUTPUT)
 	@mkdir -p $(DEPLOY_BUILD)
 	@sed -e 's|$${PROJECT}|$(PROJECT)|g' -e 's|$${DATASET}|$(DATASET)|g' -e 's|gs://$${BUCKET}/events|$(OUTPUT)|g' \
 		schemas/bigquery/events_external_table.sql > $(DEPLOY_BUILD)/events_external_table.sql
+	@sed -e 's|$${PROJECT}|$(PROJECT)|g' -e 's|$${DATASET}|$(DATASET)|g' \
+		schemas/bigquery/events_deduped_view.sql > $(DEPLOY_BUILD)/events_deduped_view.sql
 	$(RUN) bq --project_id=$(PROJECT) --location=$(BQ_LOCATION) mk --dataset --force $(PROJECT):$(DATASET)
 	$(RUN) bq --project_id=$(PROJECT) --location=$(BQ_LOCATION) query --use_legacy_sql=false --nouse_cache $(LT) $(DEPLOY_BUILD)/events_external_table.sql
+	$(RUN) bq --project_id=$(PROJECT) --location=$(BQ_LOCATION) query --use_legacy_sql=false --nouse_cache $(LT) $(DEPLOY_BUILD)/events_deduped_view.sql
 
 # Regenerate templates/requirements.txt: the project's runtime dependencies only, resolved in a
 # throwaway Python 3.11 virtualenv and frozen. Commit the result; the image installs exactly it.

@@ -11,11 +11,14 @@ import sys
 from pathlib import Path
 
 from schemas.events import bigquery_schema, external_table_ddl
+from schemas.views import deduped_view_sql, views_sql
 
 BIGQUERY_DIR = Path(__file__).resolve().parent / "bigquery"
 GENERATED = {
     "events.json": lambda: json.dumps(bigquery_schema(), indent=2) + "\n",
     "events_external_table.sql": lambda: external_table_ddl(),
+    "events_deduped_view.sql": deduped_view_sql,
+    "views.sql": views_sql,
 }
 
 

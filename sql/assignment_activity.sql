@@ -1,4 +1,5 @@
 -- Submissions and grade changes per assignment.
+-- Reads events_deduped: an event counts once however often it was delivered or replayed.
 -- The assignment id is in the event body: `assignment_id` for the Canvas format, the
 -- `object.assignable.id` URN (urn:instructure:canvas:assignment:ID) for Caliper.
 -- Parameters: @start_date, @end_date (DATE, inclusive).
@@ -10,7 +11,7 @@ WITH assignment_events AS (
       JSON_VALUE(body, '$.assignment_id'),
       REGEXP_EXTRACT(JSON_VALUE(body, '$.object.assignable.id'), r'assignment:([0-9]+)$')
     ) AS assignment_id
-  FROM `${PROJECT}.${DATASET}.events`
+  FROM `${PROJECT}.${DATASET}.events_deduped`
   WHERE event_date BETWEEN @start_date AND @end_date
     AND event_name IN ('submission_created', 'submission_updated', 'grade_change')
 )

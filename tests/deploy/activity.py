@@ -77,7 +77,19 @@ def _canvas(template: dict[str, Any], fact: Fact, rng: random.Random) -> dict[st
     if fact.assignment_id:
         event["body"]["assignment_id"] = fact.assignment_id
         event["body"]["submission_id"] = str(rng.randrange(10**15, 10**16))
+    _vary_body(event["body"], fact)
     return event
+
+
+def _vary_body(fields: dict[str, Any], fact: Fact) -> None:
+    """Body values the typed-view queries group by, varied per event (a generator of its own, so
+    that the facts above stay what the main generator makes them)."""
+    local = random.Random(fact.event_time.timestamp())
+    if fact.event_name == "grade_change":
+        fields["score"] = local.choice((3, 7.5, 10))
+        fields["user_id"] = local.choice(sorted(USERS))
+    if fact.event_name == "submission_created":
+        fields["submission_type"] = local.choice(("online_text_entry", "online_upload", "online_url"))
 
 
 def _caliper(template: dict[str, Any], fact: Fact, rng: random.Random) -> dict[str, Any]:
@@ -98,6 +110,8 @@ def _caliper(template: dict[str, Any], fact: Fact, rng: random.Random) -> dict[s
     if fact.assignment_id:
         event["object"]["assignable"]["id"] = f"urn:instructure:canvas:assignment:{fact.assignment_id}"
         event["object"]["id"] = f"urn:instructure:canvas:submission:{rng.randrange(10**15, 10**16)}"
+    if fact.event_name == "submission_created":  # its Canvas fields sit in the object's extensions
+        _vary_body(event["object"].setdefault("extensions", {}).setdefault("com.instructure.canvas", {}), fact)
     return envelope
 
 

@@ -21,7 +21,7 @@ from tests.deploy.gcloud_env import gcloud_env, gcloud_sdk_python, gcloud_sdk_ro
 REPO = Path(__file__).resolve().parents[2]
 MAKEFILES = ["-f", "Makefile"]
 TARGETS = ("apis", "bucket", "artifact-repo", "pubsub-setup", "iam", "deploy-receiver", "template-build",
-           "template-run", "bq-table")
+           "template-run", "bq-table", "bq-views")
 PROJECT, NUMBER, TAG = "my-proj-123", "123456789012", "abc123def456"
 NO_ACCOUNT = "You do not currently have an active account selected"
 
@@ -202,13 +202,37 @@ def test_bq_table_renders_the_generated_ddl(runs: dict[str, DryRun]) -> None:
     run = runs["bq-table"]
     (mk,) = [c for c in run.commands if "mk" in c]
     assert "--dataset" in mk and "--force" in mk and mk[-1] == f"{PROJECT}:canvas_live_events"
-    (query,) = [c for c in run.commands if "query" in c]
-    assert "--use_legacy_sql=false" in query and query[-2] == "<"
-    ddl = Path(query[-1]).read_text()
+    table, view = [c for c in run.commands if "query" in c]
+    for query in (table, view):
+        assert "--use_legacy_sql=false" in query and query[-2] == "<"
+    ddl = Path(table[-1]).read_text()
     assert "${" not in ddl
     assert f"CREATE OR REPLACE EXTERNAL TABLE `{PROJECT}.canvas_live_events.events`" in ddl
     assert f"uris = ['gs://{PROJECT}-canvas-events/events/*']" in ddl
     assert f"hive_partition_uri_prefix = 'gs://{PROJECT}-canvas-events/events'" in ddl
+    # Then the deduplicating view over it (schemas/views.py), in the same dataset.
+    dedupe = Path(view[-1]).read_text()
+    assert "${" not in dedupe
+    assert dedupe.startswith(f"CREATE OR REPLACE VIEW `{PROJECT}.canvas_live_events.events_deduped`")
+    assert f"FROM `{PROJECT}.canvas_live_events.events`" in dedupe and "QUALIFY ROW_NUMBER()" in dedupe
+
+
+def test_bq_views_renders_every_generated_view(runs: dict[str, DryRun], tmp_path: Path) -> None:
+    from schemas.canvas_fields import BODY_FIELDS
+    from schemas.views import view_name
+
+    (query,) = runs["bq-views"].commands
+    assert query[:3] == ["bq", f"--project_id={PROJECT}", "--location=us-central1"]
+    assert "query" in query and "--use_legacy_sql=false" in query and query[-2] == "<"
+    script = Path(query[-1]).read_text()
+    assert "${" not in script
+    for name in [view_name(n) for n in BODY_FIELDS] + ["activity"]:
+        assert f"CREATE OR REPLACE VIEW `{PROJECT}.canvas_live_events.{name}`" in script, name
+    assert f"FROM `{PROJECT}.canvas_live_events.events_deduped`" in script
+    other = dry_run("bq-views", tmp_path, DATASET="lake", BQ_LOCATION="EU")
+    (query,) = other.commands
+    assert "--location=EU" in query
+    assert f"CREATE OR REPLACE VIEW `{PROJECT}.lake.activity`" in Path(query[-1]).read_text()
 
 
 # ---- the real CLIs accept every line ----------------------------------------------------------
@@ -231,7 +255,7 @@ def test_gcloud_accepts_every_printed_gcloud_command(runs: dict[str, DryRun], tm
 def test_bq_accepts_every_printed_bq_command(runs: dict[str, DryRun], tmp_path: Path) -> None:
     bq_py = gcloud_sdk_root() / "platform" / "bq" / "bq.py"
     assert bq_py.is_file()
-    cmds = [c for c in runs["bq-table"].commands if c[0] == "bq"]
+    cmds = [c for t in ("bq-table", "bq-views") for c in runs[t].commands if c[0] == "bq"]
     cmds.append(cmds[0] + ["--no_such_flag"])
     outcomes = []
     for cmd in cmds:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter, defaultdict
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,13 +21,22 @@ import sqlglot
 from sqlglot import exp
 
 from schemas.events import FILE_SCHEMA
-from tests.deploy.activity import DAYS, Fact
+from tests.deploy.activity import ASSIGNMENTS, COURSES, DAYS, Fact, generate_activity
 from tests.deploy.conftest import PipelineOutput, connect_events
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
-PLACEHOLDER_TABLE = "${PROJECT}.${DATASET}.events"
+PLACEHOLDER = "${PROJECT}.${DATASET}."
+PLACEHOLDER_TABLE = PLACEHOLDER + "events"
+# What each query reads: the deduplicated view, except the query that looks for duplicates.
+READS = {name: PLACEHOLDER + "events_deduped" for name in (
+    "daily_active_users", "events_per_course_per_day", "assignment_activity", "logins_per_local_hour")}
+READS["duplicate_events"] = PLACEHOLDER_TABLE
+READS |= {"course_activity_by_user": PLACEHOLDER + "activity", "actions_per_local_hour": PLACEHOLDER + "activity",
+          "grades_per_assignment": PLACEHOLDER + "grade_change",
+          "submissions_per_type": PLACEHOLDER + "submission_created"}
 QUERIES = ("daily_active_users", "events_per_course_per_day", "assignment_activity",
-           "logins_per_local_hour", "duplicate_events")
+           "logins_per_local_hour", "duplicate_events", "course_activity_by_user", "actions_per_local_hour",
+           "grades_per_assignment", "submissions_per_type")
 RANGE = {"start_date": DAYS[0], "end_date": DAYS[-1]}
 
 
@@ -36,11 +45,12 @@ def parse(name: str) -> exp.Expression:
 
 
 def to_duckdb(name: str) -> str:
-    """The query in DuckDB SQL, reading the local ``events`` view instead of the BigQuery table."""
+    """The query in DuckDB SQL, reading the local ``events`` table and views of the same names."""
     tree = parse(name)
     for table in list(tree.find_all(exp.Table)):
-        if table.sql("bigquery") == f"`{PLACEHOLDER_TABLE}`":
-            table.replace(exp.to_table("events"))
+        quoted = table.sql("bigquery")
+        if quoted.startswith(f"`{PLACEHOLDER}"):
+            table.replace(exp.to_table(quoted.strip("`")[len(PLACEHOLDER):]))
     return tree.sql("duckdb")
 
 
@@ -56,6 +66,18 @@ def in_range(facts: list[Fact]) -> list[Fact]:
 
 def test_every_sql_file_is_covered() -> None:
     assert sorted(p.stem for p in SQL_DIR.glob("*.sql")) == sorted(QUERIES)
+    assert set(READS) == set(QUERIES)
+
+
+@pytest.fixture(scope="module", params=["as written", "with duplicates"])
+def lake_db(request: pytest.FixtureRequest, events_db: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """The example queries give the same answers on the output as written and on a copy where
+    every event was written again (tests/deploy/conftest.py, duplicated_output)."""
+    if request.param == "as written":
+        return events_db
+    from tests.deploy.bigquery_views import connect_views
+
+    return connect_views(request.getfixturevalue("duplicated_output").output)
 
 
 @pytest.mark.parametrize("name", QUERIES)
@@ -63,7 +85,7 @@ def test_query_is_bigquery_sql_over_the_events_table_with_a_partition_filter(nam
     tree = parse(name)
     assert isinstance(tree, (exp.Select, exp.Query)), type(tree)
     tables = {t.sql("bigquery") for t in tree.find_all(exp.Table)} - {"assignment_events"}
-    assert tables == {f"`{PLACEHOLDER_TABLE}`"}
+    assert tables == {f"`{READS[name]}`"}
     # require_hive_partition_filter: the WHERE that reads the table must bound event_date.
     filtered = [w for w in tree.find_all(exp.Where)
                 if any(c.name == "event_date" for c in w.find_all(exp.Column))
@@ -83,7 +105,7 @@ def test_output_files_carry_the_schema_the_external_table_declares(pipeline_outp
         assert path.parent.name.startswith("event_name=") and path.parent.parent.name.startswith("event_date=")
 
 
-def test_daily_active_users(events_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
+def test_daily_active_users(lake_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
     facts = in_range(pipeline_output.facts)
     users: dict[date, set[str]] = defaultdict(set)
     counts: Counter[date] = Counter()
@@ -91,11 +113,11 @@ def test_daily_active_users(events_db: duckdb.DuckDBPyConnection, pipeline_outpu
         users[f.event_time.date()].add(f.user_id)
         counts[f.event_time.date()] += 1
     expected = [{"event_date": d, "active_users": len(users[d]), "events": counts[d]} for d in sorted(users)]
-    assert run(events_db, "daily_active_users", **RANGE) == expected
+    assert run(lake_db, "daily_active_users", **RANGE) == expected
     assert len(expected) == len(DAYS)
 
 
-def test_events_per_course_per_day(events_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
+def test_events_per_course_per_day(lake_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
     events: Counter[tuple[date, str]] = Counter()
     users: dict[tuple[date, str], set[str]] = defaultdict(set)
     for f in in_range(pipeline_output.facts):
@@ -107,11 +129,11 @@ def test_events_per_course_per_day(events_db: duckdb.DuckDBPyConnection, pipelin
         ({"event_date": d, "course_id": c, "events": n, "active_users": len(users[(d, c)])}
          for (d, c), n in events.items()),
         key=lambda r: (r["event_date"], -r["events"], r["course_id"]))
-    assert run(events_db, "events_per_course_per_day", **RANGE) == expected
+    assert run(lake_db, "events_per_course_per_day", **RANGE) == expected
     assert len(expected) >= 6
 
 
-def test_assignment_activity(events_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
+def test_assignment_activity(lake_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
     facts = [f for f in in_range(pipeline_output.facts) if f.assignment_id]
     assert {f.source_format for f in facts if f.event_name == "submission_created"} == {"canvas", "caliper"}
     assert {f.source_format for f in facts if f.event_name == "grade_change"} == {"canvas", "caliper"}
@@ -126,11 +148,11 @@ def test_assignment_activity(events_db: duckdb.DuckDBPyConnection, pipeline_outp
             "submission_updates": 0,
             "grade_changes": sum(f.event_name == "grade_change" for f in mine),
         })
-    assert run(events_db, "assignment_activity", **RANGE) == expected
+    assert run(lake_db, "assignment_activity", **RANGE) == expected
 
 
 @pytest.mark.parametrize("default_time_zone", ["UTC", "America/New_York"])
-def test_logins_per_local_hour(events_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput,
+def test_logins_per_local_hour(lake_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput,
                                default_time_zone: str) -> None:
     logins: Counter[int] = Counter()
     users: dict[int, set[str]] = defaultdict(set)
@@ -140,7 +162,7 @@ def test_logins_per_local_hour(events_db: duckdb.DuckDBPyConnection, pipeline_ou
             logins[hour] += 1
             users[hour].add(f.user_id)
     expected = [{"local_hour": h, "logins": logins[h], "users": len(users[h])} for h in sorted(logins)]
-    got = run(events_db, "logins_per_local_hour", **RANGE, default_time_zone=default_time_zone)
+    got = run(lake_db, "logins_per_local_hour", **RANGE, default_time_zone=default_time_zone)
     assert got == expected
     # Both the user's own zone and the fallback are exercised.
     login_facts = [f for f in in_range(pipeline_output.facts) if f.event_name == "logged_in"]
@@ -168,3 +190,66 @@ def test_duplicate_events_finds_rows_written_twice(pipeline_output: PipelineOutp
     got = run(connect_events(copy), "duplicate_events", **RANGE)
     assert got == expected
     assert got
+
+
+# ---- queries over the typed views and the activity view (schemas/views.py) -------------------
+
+def _activity_payloads() -> list[tuple[Fact, dict[str, Any]]]:
+    payloads, facts = generate_activity()
+    return [(f, p) for f, p in zip(facts, payloads) if DAYS[0] <= f.event_time.date() <= DAYS[-1]]
+
+
+def test_course_activity_by_user(lake_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
+    course = COURSES[0]
+    groups: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    for f in in_range(pipeline_output.facts):
+        if f.course_id == course:
+            groups[(f.user_id, f.event_name)].append(f.event_time)
+    expected = [{"user_id": u, "event_name": n, "actions": len(t), "first_at": min(t), "last_at": max(t)}
+                for (u, n), t in sorted(groups.items())]
+    assert len({u for u, _ in groups}) >= 3 and len({n for _, n in groups}) >= 2
+    assert run(lake_db, "course_activity_by_user", **RANGE, course_id=course) == expected
+
+
+def test_actions_per_local_hour(lake_db: duckdb.DuckDBPyConnection, pipeline_output: PipelineOutput) -> None:
+    actions: Counter[int] = Counter()
+    users: dict[int, set[str]] = defaultdict(set)
+    for f in in_range(pipeline_output.facts):
+        if f.time_zone:
+            hour = f.event_time.astimezone(ZoneInfo(f.time_zone)).hour
+            actions[hour] += 1
+            users[hour].add(f.user_id)
+    expected = [{"local_hour": h, "actions": actions[h], "users": len(users[h])} for h in sorted(actions)]
+    assert len(expected) >= 12
+    assert run(lake_db, "actions_per_local_hour", **RANGE) == expected
+
+
+def test_grades_per_assignment(lake_db: duckdb.DuckDBPyConnection) -> None:
+    grades: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for f, payload in _activity_payloads():
+        if f.event_name == "grade_change" and f.source_format == "canvas":
+            body = payload["body"]
+            grades[body["assignment_id"]].append((body["user_id"], float(body["score"])))
+    expected = [{"assignment_id": a, "grade_changes": len(g), "students": len({u for u, _ in g}),
+                 "mean_score": pytest.approx(sum(s for _, s in g) / len(g))} for a, g in sorted(grades.items())]
+    assert len(expected) == len(ASSIGNMENTS) and any(e["students"] > 1 for e in expected)
+    assert run(lake_db, "grades_per_assignment", **RANGE) == expected
+
+
+def test_submissions_per_type(lake_db: duckdb.DuckDBPyConnection) -> None:
+    groups: dict[tuple[date, str, str], set[str]] = defaultdict(set)
+    counts: Counter[tuple[date, str, str]] = Counter()
+    for f, payload in _activity_payloads():
+        if f.event_name != "submission_created":
+            continue
+        if f.source_format == "canvas":
+            kind = payload["body"]["submission_type"]
+        else:
+            kind = payload["data"][0]["object"]["extensions"]["com.instructure.canvas"]["submission_type"]
+        key = (f.event_time.date(), kind, f.source_format)
+        counts[key] += 1
+        groups[key].add(f.user_id)
+    expected = [{"event_date": d, "submission_type": k, "source_format": s, "submissions": counts[(d, k, s)],
+                 "students": len(groups[(d, k, s)])} for d, k, s in sorted(counts)]
+    assert len({k for _, k, _ in counts}) == 3 and {s for _, _, s in counts} == {"canvas", "caliper"}
+    assert run(lake_db, "submissions_per_type", **RANGE) == expected
