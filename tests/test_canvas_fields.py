@@ -16,7 +16,7 @@ import pytest
 from pipeline.core.errors import EventError
 from pipeline.core.timestamps import parse_timestamp
 from schemas.canvas_fields import BODY_FIELDS, TYPES, Field
-from schemas.derive_canvas_fields import main as derive_main
+from devkit.derive_canvas_fields import main as derive_main
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CORPUS = SHARED / "canvas-events"
