@@ -6,9 +6,12 @@ Run, the service account).
 """
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any
 
-_client: Any = None
+_clients: dict[str | None, Any] = {}
+_lock = threading.Lock()
 
 
 def split_gs_url(url: str) -> tuple[str, str]:
@@ -22,13 +25,14 @@ def split_gs_url(url: str) -> tuple[str, str]:
 
 
 def client() -> Any:
-    """One storage client per process (it is thread-safe and holds the HTTP connection pool)."""
-    global _client
-    if _client is None:
-        from google.cloud import storage
+    """One storage client per process and endpoint (it is thread-safe and pools connections)."""
+    endpoint = os.environ.get("STORAGE_EMULATOR_HOST")
+    with _lock:
+        if endpoint not in _clients:
+            from google.cloud import storage
 
-        _client = storage.Client()
-    return _client
+            _clients[endpoint] = storage.Client()
+        return _clients[endpoint]
 
 
 def blob(url: str) -> Any:

@@ -184,8 +184,9 @@ class GcsArchive:
             return None, 0  # if_generation_match=0: create only if it still does not exist
         except exceptions.GoogleAPICallError as exc:
             raise ArchiveError(f"archive {self.where}: {type(exc).__name__}") from None
+        generation = int(current.generation)
         try:
-            return current.download_as_bytes(if_generation_match=current.generation), int(current.generation)
+            return current.download_as_bytes(if_generation_match=generation), generation
         except (exceptions.PreconditionFailed, exceptions.NotFound):
             raise _Raced() from None
 
