@@ -137,10 +137,11 @@ def _read_file(source: str) -> bytes:
 
 
 def _read_gcs(source: str, timeout: float) -> bytes:
-    # The Cloud Storage client lives at the edge (pipeline.gcs), imported only for gs:// sources.
-    from pipeline.gcs import read_object
-
+    # The Cloud Storage client lives at the edge (pipeline.gcs), imported only for gs:// sources
+    # (the receiver's bundle has neither: there a gs:// source is "unavailable", not a crash).
     try:
+        from pipeline.gcs import read_object
+
         data = read_object(source, max_bytes=MAX_JWKS_BYTES, timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - NotFound, Forbidden, no credentials, bad URL...: all "unavailable"
         raise JwksUnavailable(f"JWKS source {describe_source(source)}: {type(exc).__name__}") from None
