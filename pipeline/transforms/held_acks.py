@@ -300,7 +300,6 @@ def run_until_stopped(result: Any, ledger: AckLedger, *, signals: Iterable[int] 
                       finished.get("error") or finished.get("state"), ledger.held())
             return 1
         ledger.stop_reading()
-        log.warning("stopping: no more pulls; writing the open windows (%d message(s) held)", ledger.held())
         print(f"canvas-events run: stopping, writing open windows ({ledger.held()} message(s) held)",
               file=sys.stderr, flush=True)
         while ledger.held() and len(received) < 2 and "error" not in finished:
