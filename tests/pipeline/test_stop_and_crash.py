@@ -3,8 +3,9 @@
 Real parts only: the Pub/Sub emulator, ``python -m pipeline.cli run`` as a subprocess on the
 BundleBasedDirectRunner with 5 s windows, real signals, DuckDB counting the Parquet output.
 
-* SIGINT while events sit in an open window: the run stops pulling, writes them, exits 0, and
-  what it did not pull is still on the subscription: output + what is left == everything published.
+* SIGINT or SIGTERM while events keep arriving (so some sit in an open window): the run stops
+  pulling, writes them, exits 0, and what it did not pull is still on the subscription:
+  output + what is left == everything published, and nothing is in both.
 * kill -9 in the middle of a stream, then a new run on the same subscription, stopped with
   SIGTERM: every published event is in the output (copies written twice are allowed; compaction
   and the deduplicating view remove them) and the subscription is empty.
@@ -17,6 +18,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -105,31 +107,56 @@ def stream(pubsub_emulator: Any, tmp_path: Path) -> dict[str, Any]:
             "signer": signer, "jwks": jwks, "env": env, "out": tmp_path / "out", "dead": tmp_path / "dead"}
 
 
-def test_sigint_writes_open_windows_and_leaves_the_rest_on_the_subscription(
-    pubsub_emulator: Any, stream: dict[str, Any], tmp_path: Path
+class _SteadyPublisher(threading.Thread):
+    """Publishes distinct signed events, ``per_second``, until stopped: there is always an open window."""
+
+    def __init__(self, emulator: Any, stream: dict[str, Any], per_second: int = 40, limit: int = 3000):
+        super().__init__(daemon=True)
+        self._emulator, self._stream = emulator, stream
+        self._payloads = _distinct_payloads(limit, stream["tag"])
+        self._interval = 1 / per_second
+        self._halt = threading.Event()
+        self.published: dict[bytes, dict[str, Any]] = {}
+
+    def run(self) -> None:
+        start = time.monotonic()
+        for i, payload in enumerate(self._payloads):
+            if self._halt.is_set():
+                break
+            body = sign(self._stream["signer"], payload)
+            self._emulator.publisher.publish(self._stream["topic"], body, origin="stop-test").result(timeout=30)
+            self.published[body] = payload
+            time.sleep(max(0.0, start + (i + 1) * self._interval - time.monotonic()))
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=60)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_writes_open_windows_and_leaves_the_rest_on_the_subscription(
+    pubsub_emulator: Any, stream: dict[str, Any], tmp_path: Path, sig: int
 ) -> None:
-    payloads = _distinct_payloads(300, stream["tag"])
-    bodies = [sign(stream["signer"], p) for p in payloads]
-    everything = set(expected_keys(payloads))
     run = _Run(stream["env"], stream["subscription"], stream["out"], stream["dead"], stream["jwks"],
                tmp_path / "run.log")
+    publisher = _SteadyPublisher(pubsub_emulator, stream)
+    publisher.start()
     try:
-        _publish(pubsub_emulator, stream["topic"], bodies[:100])
         wait_for(lambda: _keys(stream["out"]), OUTPUT_DEADLINE, what="first files")
-        _publish(pubsub_emulator, stream["topic"], bodies[100:])
-        time.sleep(1.5)  # let it pull some into an open window (nothing outside shows when it has)
-        run.signal(signal.SIGINT)
+        run.signal(sig)  # while events keep arriving: some sit in an open window
         status = run.wait(OUTPUT_DEADLINE)
     finally:
+        publisher.stop()
         run.close()
     log = run.text()
     assert status == 0, log[-3000:]
     held_at_stop = int(re.search(r"writing open windows \((\d+) message", log).group(1))
+    everything = set(expected_keys(publisher.published.values()))
     written = set(_keys(stream["out"]))
     # Whatever was pulled and not written would come back only after its ack deadline: a quick
-    # drain now sees only what the run never pulled.
-    left = pubsub_emulator.pull(stream["subscription"], max_messages=len(bodies), timeout=3)
-    left_keys = set(expected_keys([p for p, b in zip(payloads, bodies) if b in {m.data for m in left}]))
+    # drain now sees only what the run never pulled (or pulled after it stopped: none).
+    left = pubsub_emulator.pull(stream["subscription"], max_messages=len(publisher.published), timeout=3)
+    left_keys = set(expected_keys([publisher.published[m.data] for m in left]))
     assert written | left_keys == everything, (len(everything - written - left_keys), log[-3000:])
     assert not written & left_keys  # what was written was acknowledged
     assert held_at_stop > 0  # the stop came while messages sat in an open window, and they were written
