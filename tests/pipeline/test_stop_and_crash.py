@@ -6,7 +6,7 @@ BundleBasedDirectRunner with 5 s windows, real signals, DuckDB counting the Parq
 * SIGINT or SIGTERM while events keep arriving (so some sit in an open window): the run stops
   pulling, writes them, exits 0, and what it did not pull is still on the subscription:
   output + what is left == everything published, and nothing is in both.
-* kill -9 in the middle of a stream, then a new run on the same subscription, stopped with
+* kill -9 while events keep arriving, then a new run on the same subscription, stopped with
   SIGTERM: every published event is in the output (copies written twice are allowed; compaction
   and the deduplicating view remove them) and the subscription is empty.
 """
@@ -88,12 +88,6 @@ def _keys(out: Path) -> list[str]:
     return output_keys(out) if any(out.rglob("*.parquet")) else []
 
 
-def _publish(emulator: Any, topic: str, bodies: list[bytes]) -> None:
-    futures = [emulator.publisher.publish(topic, body, origin="stop-test") for body in bodies]
-    for future in futures:
-        future.result(timeout=30)
-
-
 @pytest.fixture
 def stream(pubsub_emulator: Any, tmp_path: Path) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
@@ -163,31 +157,31 @@ def test_a_signal_writes_open_windows_and_leaves_the_rest_on_the_subscription(
 
 
 def test_kill_9_then_restart_loses_nothing(pubsub_emulator: Any, stream: dict[str, Any], tmp_path: Path) -> None:
-    payloads = _distinct_payloads(400, stream["tag"])
-    bodies = [sign(stream["signer"], p) for p in payloads]
-    everything = set(expected_keys(payloads))
+    publisher = _SteadyPublisher(pubsub_emulator, stream)
+    publisher.start()
     first = _Run(stream["env"], stream["subscription"], stream["out"], stream["dead"], stream["jwks"],
                  tmp_path / "first.log")
     try:
-        _publish(pubsub_emulator, stream["topic"], bodies[:200])
         wait_for(lambda: _keys(stream["out"]), OUTPUT_DEADLINE, what="first files")
-        _publish(pubsub_emulator, stream["topic"], bodies[200:])
-        time.sleep(1.0)  # let it pull some of them into an open window: there is no condition to see from outside
-        first.kill_group()
+        first.kill_group()  # while events keep arriving: some were pulled into an open window
+        published_at_crash = set(expected_keys(list(publisher.published.values())))
+        at_crash = set(_keys(stream["out"]))
+        second = _Run(stream["env"], stream["subscription"], stream["out"], stream["dead"], stream["jwks"],
+                      tmp_path / "second.log")
     finally:
         first.close()
-    assert first.proc.returncode == -signal.SIGKILL
-    at_crash = set(_keys(stream["out"]))
-    assert at_crash < everything  # the crash did interrupt the stream
-
-    second = _Run(stream["env"], stream["subscription"], stream["out"], stream["dead"], stream["jwks"],
-                  tmp_path / "second.log")
     try:
+        wait_for(lambda: len(publisher.published) >= len(published_at_crash) + 100, 30, what="more traffic")
+        publisher.stop()
+        everything = set(expected_keys(publisher.published.values()))
         wait_for(lambda: set(_keys(stream["out"])) >= everything, OUTPUT_DEADLINE, what="every event after restart")
         second.signal(signal.SIGTERM)
         status = second.wait(OUTPUT_DEADLINE)
     finally:
+        publisher.stop()
         second.close()
+    assert first.proc.returncode == -signal.SIGKILL
+    assert at_crash < published_at_crash  # the crash did interrupt the stream
     assert status == 0, second.text()[-3000:]
     assert set(_keys(stream["out"])) == everything
     assert pubsub_emulator.pull(stream["subscription"], max_messages=10, timeout=3) == []
