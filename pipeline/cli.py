@@ -9,6 +9,8 @@ Subcommands:
   report     a health report of the lake (local or gs://): one self-contained HTML page, and JSON.
   lti-subscriptions  create|list|show|update|delete Canvas webhook subscriptions
              (pipeline/lti_subscriptions.py).
+  archive-keys  merge the live JWKS into an archive JWKS (file or gs://) that never drops a key
+             (pipeline/keyarchive.py).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ def _add_normalize_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="*", metavar="FILE",
                         help="files of raw delivery bodies, one per line (default: stdin); blank lines are skipped")
     parser.add_argument("--jwks_url", action="append", default=[], metavar="URL_OR_PATH",
-                        help="JWKS to verify signed deliveries with: https:// URL or file; repeat to combine "
+                        help="JWKS to verify signed deliveries with: https:// URL, gs:// object or file; repeat to combine "
                              "(e.g. the live JWKS plus an archive of past keys). Default: none")
     parser.add_argument("--allow_unsigned", action="store_true",
                         help="accept plain JSON deliveries (default: rejected as unsigned_not_allowed)")
@@ -126,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="canvas-events",
         description="Canvas LMS Live Events: verify, normalize and land events as Parquet.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{normalize,run,report,lti-subscriptions}")
+    sub = parser.add_subparsers(dest="command", metavar="{normalize,run,report,lti-subscriptions,archive-keys}")
     normalize_parser = sub.add_parser(
         "normalize", help="normalize raw delivery bodies (one per line) to JSON rows",
         description="Read raw delivery bodies, one per line; write one JSON row per event to stdout and "
@@ -140,6 +142,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                "and files per partition, per day."))
     from pipeline import lti_subscriptions
     lti_subscriptions.add_parser(sub)
+    from pipeline import keyarchive
+    keyarchive.add_arguments(sub.add_parser(
+        "archive-keys", help="merge the live JWKS into an archive of every key ever served",
+        description="Merge the live JWKS into an archive JWKS that never drops a key. Exit 0: merged; "
+                    "1: a kid already archived with other key material (archive unchanged) or archive I/O; "
+                    "2: usage or a live JWKS that cannot be loaded."))
 
     if argv[:1] == ["run"]:
         # The pipeline owns its options (one PipelineOptions class); pass everything through.
@@ -153,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_report(args)
     if args.command == "lti-subscriptions":
         return lti_subscriptions.main(args)
+    if args.command == "archive-keys":
+        return keyarchive.command(args)
     parser.print_help(sys.stderr)
     return USAGE_ERROR
 

@@ -33,6 +33,13 @@ from pipeline.options import (
 )
 from pipeline.transforms.common import DEAD_LETTER, METRICS_NAMESPACE, REJECTED_PREFIX
 from pipeline.transforms.dedupe import DedupeEvents
+from pipeline.transforms.held_acks import (
+    AckLedger,
+    AcknowledgeWritten,
+    install_holding_reader,
+    is_local_runner,
+    run_until_stopped,
+)
 from pipeline.transforms.normalize import NormalizeEvents
 from pipeline.transforms.read import ReadDeliveryFiles, ReadPubSubDeliveries
 from pipeline.transforms.verify import VerifyAndDecode
@@ -54,6 +61,7 @@ def build_pipeline(
     *,
     deliveries: PCollection | None = None,
     arrival: Timestamp | None = None,
+    ack_ledger: "AckLedger | None" = None,
 ) -> dict[str, PCollection]:
     """Add the whole graph to ``p``; return its PCollections for tests.
 
@@ -66,7 +74,8 @@ def build_pipeline(
     o = options.view_as(CanvasEventsOptions)
     if deliveries is None:
         if o.input_subscription:
-            deliveries = p | "ReadPubSub" >> ReadPubSubDeliveries(o.input_subscription)
+            deliveries = p | "ReadPubSub" >> ReadPubSubDeliveries(
+                o.input_subscription, stamped_on_pull=ack_ledger is not None)
         else:
             deliveries = p | "ReadFiles" >> ReadDeliveryFiles(o.input_files, arrival)
     decoded = deliveries | "VerifyAndDecode" >> VerifyAndDecode(
@@ -87,7 +96,7 @@ def build_pipeline(
         | "WindowDeadLetters" >> WindowByArrival(o.window_seconds)
         | "WriteDeadLetters" >> WriteDeadLetters(o.dead_letter_output)
     )
-    return {
+    collections = {
         "deliveries": deliveries,
         "events": decoded.events,
         "rows": rows,
@@ -95,6 +104,11 @@ def build_pipeline(
         "files": files,
         "dead_letter_files": dead_letter_files,
     }
+    if ack_ledger is not None:
+        collections["acknowledged"] = (
+            (files, dead_letter_files, deliveries)
+            | "AcknowledgeWritten" >> AcknowledgeWritten(ack_ledger.subscription, o.window_seconds))
+    return collections
 
 
 def summarize_metrics(result: PipelineResult) -> dict[str, int]:
@@ -142,7 +156,8 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     2: bad options (one line on stderr). Batch runs wait and print a counter summary to
     stderr (0 when the run succeeded, 1 otherwise). Streaming runs on the local runners
-    block until cancelled; on Dataflow this returns once the job is submitted.
+    block until SIGINT/SIGTERM, then write every open window and return 0
+    (``held_acks.run_until_stopped``); on Dataflow this returns once the job is submitted.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--help" in argv or "-h" in argv:
@@ -161,8 +176,21 @@ def run(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("pipeline").setLevel(logging.INFO)  # progress lines of long replays
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, options)
-    result = pipeline.run()
+    ledger = None
+    subscription = options.view_as(CanvasEventsOptions).input_subscription
+    if streaming and subscription and is_local_runner(runner):
+        # The local runner acknowledges on pull; read through a ledger that acknowledges after the write.
+        install_holding_reader()
+        ledger = AckLedger(subscription)
+    try:
+        build_pipeline(pipeline, options, ack_ledger=ledger)
+        result = pipeline.run()
+    except BaseException:
+        if ledger is not None:
+            ledger.close()
+        raise
+    if ledger is not None:
+        return run_until_stopped(result, ledger)
     if result is None or "dataflow" in runner.lower():
         # Dataflow (incl. --dry_run): the job runs remotely; the launcher must not wait.
         job_id = getattr(result, "job_id", lambda: None)() if result is not None else None

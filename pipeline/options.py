@@ -90,7 +90,7 @@ class CanvasEventsOptions(PipelineOptions):
                  "in base64); must not lie inside --output. Required. Default: none.")
         group.add_argument(
             "--jwks_url", action=_AppendSources, default=None,
-            help="JWKS holding the keys that sign deliveries: an https:// URL or a local file; repeat the "
+            help="JWKS holding the keys that sign deliveries: an https:// URL, a gs:// object or a local file; repeat the "
                  "option or separate with commas for several (e.g. the live URL plus an archive of old keys). "
                  "Default: none, which requires --allow_unsigned.")
         group.add_argument(

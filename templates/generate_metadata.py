@@ -36,7 +36,8 @@ TEMPLATE_DESCRIPTION = (
 )
 
 GCS_PATH = r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/[^\n\r]*)?$"
-HTTPS_LIST = r"^https://[^\s,]+(,https://[^\s,]+)*$"
+# https:// URLs and gs:// objects (the key archive kept by `canvas-events archive-keys`).
+JWKS_SOURCES = r"^(https|gs)://[^\s,]+(,(https|gs)://[^\s,]+)*$"
 BOOLEAN = r"^(true|false)$"
 POSITIVE_INT = r"^[1-9][0-9]{0,8}$"
 
@@ -73,8 +74,8 @@ PRESENTATION: dict[str, Presentation] = {
         (GCS_PATH,), "gs://my-bucket/dead-letter", "gs://"),
     "jwks_url": Presentation(
         "JWKS URL(s) of the signing keys", "TEXT", True,
-        (HTTPS_LIST,),
-        "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks",
+        (JWKS_SOURCES,),
+        "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks,gs://my-bucket/keys/jwks-archive.json",
         "http://example.com/jwks"),
     "allow_unsigned": Presentation(
         "Accept unsigned (plain JSON) deliveries", "BOOLEAN", True,

@@ -1,4 +1,4 @@
-"""RS256 public keys by ``kid``, from one or more JWKS sources (URLs or local files).
+"""RS256 public keys by ``kid``, from one or more JWKS sources (URLs, gs:// objects or local files).
 
 Canvas rotates its signing key monthly and its public JWKS keeps only the previous, current
 and next keys, so a replay of older signed data needs the keys of past months too: an
@@ -10,6 +10,8 @@ Loading rules (why each one):
 * Only ``kty`` RSA keys with ``use`` "sig" (or no ``use``), ``alg`` RS256 (or no ``alg``), a
   non-empty ``kid`` and at least 2048 bits are kept; the verifier accepts RS256 only, so any
   other key could only ever be misused. Private members (``d``...) are dropped.
+* gs:// objects (e.g. the key archive that ``canvas-events archive-keys`` keeps in the bucket,
+  so a Dataflow replay reads it), read with the caller's Google credentials.
 * https:// URLs, or http:// to a loopback host only (tests, local proxies): keys fetched
   in clear text from elsewhere could be replaced on the way. Redirects are followed only to
   URLs that satisfy the same rule.
@@ -134,8 +136,24 @@ def _read_file(source: str) -> bytes:
         raise JwksUnavailable(f"JWKS source {source}: {type(exc).__name__}: {exc.strerror}") from None
 
 
+def _read_gcs(source: str, timeout: float) -> bytes:
+    # The Cloud Storage client lives at the edge (pipeline.gcs), imported only for gs:// sources
+    # (the receiver's bundle has neither: there a gs:// source is "unavailable", not a crash).
+    try:
+        from pipeline.gcs import read_object
+
+        data = read_object(source, max_bytes=MAX_JWKS_BYTES, timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - NotFound, Forbidden, no credentials, bad URL...: all "unavailable"
+        raise JwksUnavailable(f"JWKS source {describe_source(source)}: {type(exc).__name__}") from None
+    if len(data) > MAX_JWKS_BYTES:
+        raise JwksUnavailable(f"JWKS source {describe_source(source)}: larger than {MAX_JWKS_BYTES} bytes")
+    return data
+
+
 def read_source(source: str, *, timeout: float) -> bytes:
-    """The raw JWKS document of one source (URL or file path). Raises JwksUnavailable."""
+    """The raw JWKS document of one source (URL, gs:// object or file path). Raises JwksUnavailable."""
+    if source.startswith("gs://"):
+        return _read_gcs(source, timeout)
     if "://" in source and not source.startswith("file://"):
         return _read_url(source, timeout)
     return _read_file(source)

@@ -254,12 +254,12 @@ _VERIFIER_OPTIONS = frozenset({"issuer", "leeway_seconds", "verify_exp", "clock"
 
 
 def parse_sources(jwks_sources: Sequence[str] | str | None) -> list[str]:
-    """Sources as a list; a single string may hold several, separated by commas."""
+    """Sources as a list; each string may hold several, separated by commas."""
     if not jwks_sources:
         return []
     if isinstance(jwks_sources, str):
-        jwks_sources = jwks_sources.split(",")
-    return [s.strip() for s in jwks_sources if s and s.strip()]
+        jwks_sources = [jwks_sources]
+    return [s.strip() for value in jwks_sources if value for s in value.split(",") if s.strip()]
 
 
 def build_verifier(jwks_sources: Sequence[str] | str | None, **kwargs: Any) -> JwtVerifier | None:

@@ -39,6 +39,9 @@ def _received_at(attributes: dict[str, str], fallback: datetime | None) -> datet
 
 
 class _PubSubToDeliveryFn(beam.DoFn):
+    def __init__(self, restamp: bool = True):
+        self._restamp = restamp
+
     def setup(self) -> None:
         self._read = counter("deliveries_read")
 
@@ -47,21 +50,27 @@ class _PubSubToDeliveryFn(beam.DoFn):
         attributes = dict(message.attributes or {})
         published = ts.to_utc_datetime(has_tz=True) if ts > Timestamp(0) else None
         delivery = Delivery(bytes(message.data or b""), attributes, _received_at(attributes, published))
-        yield TimestampedValue(delivery, max(ts, Timestamp.now()))
+        yield TimestampedValue(delivery, max(ts, Timestamp.now()) if self._restamp else ts)
 
 
 class ReadPubSubDeliveries(beam.PTransform):
-    """Pub/Sub subscription -> ``Delivery`` (attributes kept), stamped ``max(publish_time, now)``."""
+    """Pub/Sub subscription -> ``Delivery`` (attributes kept), stamped ``max(publish_time, now)``.
 
-    def __init__(self, subscription: str):
+    ``stamped_on_pull``: the local reader of ``held_acks`` already stamped each message with
+    the time it was pulled (and holds its acknowledgement until that window is written); the
+    stamp is kept as it is, so the ledger knows the window of every message.
+    """
+
+    def __init__(self, subscription: str, *, stamped_on_pull: bool = False):
         super().__init__()
         self.subscription = subscription
+        self.stamped_on_pull = stamped_on_pull
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         return (
             pbegin
             | "ReadFromPubSub" >> beam.io.ReadFromPubSub(subscription=self.subscription, with_attributes=True)
-            | "ToDelivery" >> beam.ParDo(_PubSubToDeliveryFn())
+            | "ToDelivery" >> beam.ParDo(_PubSubToDeliveryFn(restamp=not self.stamped_on_pull))
         )
 
 
