@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple, Protocol
 
-import orjson
-
+from pipeline.core import jsontext
 from pipeline.core.errors import EventError
 
 DEFAULT_MAX_BYTES = 1024 * 1024
@@ -64,9 +63,9 @@ def is_compact_jws(raw: bytes) -> bool:
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise EventError("invalid_json", f"body is not valid JSON: {exc.args[0] if exc.args else exc}") from None
+        value = jsontext.loads(raw)
+    except jsontext.InvalidJson as exc:
+        raise EventError("invalid_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise EventError("unknown_format", f"JSON body is a {type(value).__name__}, not an object")
     return value

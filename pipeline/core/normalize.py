@@ -31,9 +31,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from pipeline.core import caliper
 from pipeline.core.decode import DecodedEvent
 from pipeline.core.errors import EventError
+from pipeline.core.jsontext import Fragment, number_text
 from pipeline.core.identity import (
     canonical_json,
     canvas_event_id,
@@ -55,6 +58,7 @@ CANVAS_METADATA_COLUMNS: tuple[str, ...] = (
 )
 _CANVAS_COLUMN_SET = frozenset(CANVAS_METADATA_COLUMNS)
 _SCRUBBED_COLUMNS = ("url", "referrer")
+_EXACT_FLOAT_INTS = 2**53
 
 # Canvas events whose object is not "<event name minus verb>" + "<entity>_id" in the body:
 # event_name -> (object_type, path of keys to the id inside body).
@@ -87,7 +91,13 @@ def as_text(value: object, field: str) -> str | None:
     if kind is int:
         return str(value)
     if kind is float:
-        return str(int(value)) if value.is_integer() else repr(value)  # type: ignore[union-attr]
+        # Integral floats within double precision read as ids ("3.0" -> "3"); beyond it the
+        # digits int() would print were never sent, so the float's own text is kept.
+        if value.is_integer() and -_EXACT_FLOAT_INTS < value < _EXACT_FLOAT_INTS:  # type: ignore[union-attr]
+            return str(int(value))
+        return orjson.dumps(value).decode()
+    if kind is Fragment:  # a number kept as its exact text by jsontext.loads
+        return number_text(value)
     if kind is bool:
         return "true" if value else "false"
     if isinstance(value, str):  # str subclasses from non-JSON callers
@@ -102,7 +112,7 @@ def _json_kind(value: object) -> str:
 def _scalar_id(value: object) -> str | None:
     """Like as_text for derived ids, but a non-scalar gives None instead of a rejection."""
     kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
+    if kind is str or kind is int or kind is float or kind is bool or kind is Fragment or value is None:
         return as_text(value, "object_id")
     return None
 

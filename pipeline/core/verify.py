@@ -3,7 +3,7 @@
 Two implementations of the same checks:
 
 * :class:`JwtVerifier` (the hot path) splits the token, base64url-decodes with ``binascii``,
-  parses with ``orjson`` and verifies PKCS#1 v1.5 / SHA-256 with ``cryptography`` directly:
+  parses with ``pipeline.core.jsontext`` and verifies PKCS#1 v1.5 / SHA-256 with ``cryptography`` directly:
   PyJWT's ``decode`` validates base64 character by character in Python and is several times
   slower (see shared/STACK.md).
 * :func:`verify_with_pyjwt` (the reference) lets PyJWT do the base64url and JSON decoding,
@@ -32,9 +32,9 @@ The checks, in order (the first failure decides the ``error_type``):
 
 Time claims are truncated to whole seconds as PyJWT does. ``jku``, ``x5u``, ``jwk`` and
 ``x5c`` headers are ignored: keys come from the configured JWKS only. The fast path's JSON is
-orjson's strict RFC 8259; the reference holds Python's lenient ``json`` (which PyJWT uses) to
-the same rules with :func:`strict_json_loads`, so both read the same header and claims
-(integers beyond 64 bits read as floats in both, as orjson reads them).
+strict RFC 8259 (``jsontext``: msgspec); the reference holds Python's lenient ``json`` (which
+PyJWT uses) to the same rules with :func:`strict_json_loads`, so both accept the same header
+and claims (integers of any size read exactly in both).
 """
 from __future__ import annotations
 
@@ -47,11 +47,11 @@ from typing import Any, Callable, Sequence
 
 import jwt
 import jwt.utils
-import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from pipeline.core import jsontext
 from pipeline.core.decode import VerifiedToken
 from pipeline.core.errors import EventError
 from pipeline.core.jwks import KeyStore
@@ -124,6 +124,8 @@ def _numeric_date(value: Any, name: str) -> int:
     kind = type(value)
     if kind is int:
         return value
+    if kind is jsontext.Fragment:  # a float literal kept as its exact text (e.g. 1.5e9)
+        value, kind = float(jsontext.number_text(value)), float
     if kind is float and math.isfinite(value):
         return int(value)
     raise _malformed(f"JWT {name} claim is not a finite number")
@@ -142,8 +144,8 @@ _MAX_CHECKED_HEADERS = 64
 
 def _json_object(data: bytes, name: str) -> dict[str, Any]:
     try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError:
+        value = jsontext.loads(data)
+    except jsontext.InvalidJson:
         raise _malformed(f"JWS {name} is not valid JSON") from None
     if not isinstance(value, dict):
         raise _malformed(f"JWS {name} is not a JSON object")
@@ -262,7 +264,6 @@ class JwtVerifier:
 # --- reference path -------------------------------------------------------------------------
 
 _COMPACT_JWS = re.compile(rb"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-_ORJSON_INT_RANGE = range(-(2**63), 2**64)
 
 
 def _reject_constant(name: str) -> Any:
@@ -276,16 +277,12 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _int_like_orjson(text: str) -> int | float:
-    # orjson reads integers beyond 64 bits as floats; the reference must read the same claims.
-    value = int(text)
-    return value if value in _ORJSON_INT_RANGE else float(text)
 
 
 def strict_json_loads(data: bytes | str) -> Any:
-    """Python's json held to what orjson accepts (RFC 8259: UTF-8, no BOM, NaN, Infinity or lone surrogates)."""
+    """Python's json held to what jsontext.loads accepts (RFC 8259: UTF-8, no BOM, NaN, Infinity or lone surrogates)."""
     text = data.decode("utf-8") if isinstance(data, bytes) else data
-    value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int_like_orjson)
+    value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=int)
     json.dumps(value, ensure_ascii=False).encode("utf-8")  # raises on lone surrogates
     return value
 
