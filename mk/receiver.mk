@@ -11,7 +11,7 @@ RECEIVER_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/..)
 RECEIVER_DIST ?= $(RECEIVER_ROOT)/dist-receiver
 RECEIVER_PY ?= $(if $(wildcard $(RECEIVER_ROOT)/.venv/bin/python),$(RECEIVER_ROOT)/.venv/bin/python,python3)
 # Distributions the function imports directly (pip resolves their own dependencies).
-RECEIVER_REQUIREMENTS := functions-framework google-cloud-pubsub PyJWT cryptography orjson
+RECEIVER_REQUIREMENTS := functions-framework google-cloud-pubsub PyJWT cryptography orjson msgspec
 
 .PHONY: stage-receiver
 stage-receiver:

@@ -166,6 +166,19 @@ def canvas_object(name: str, body: dict[str, Any] | None) -> tuple[str | None, s
 _EMPTY_ROW: dict[str, Any] = dict.fromkeys(ROW_COLUMNS)
 
 
+def _canvas_extras(event: dict[str, Any], row: dict[str, Any]) -> None:
+    """Keys of a Canvas delivery beside metadata and body (a webhook's ``subscription``): kept
+    whole in ``delivery_extra``, and the subscription's id in ``subscription_id``."""
+    extras = {k: v for k, v in event.items() if k != "metadata" and k != "body"}
+    if not extras:
+        return
+    row["delivery_extra"] = scrub_text(_canonical(extras, "delivery").decode())
+    subscription = extras.get("subscription")
+    subscription_id = caliper.entity_iri(subscription) if type(subscription) is dict else subscription
+    if subscription_id is not None:
+        row["subscription_id"] = _scalar_id(subscription_id)
+
+
 def _canvas_row(event: dict[str, Any]) -> dict[str, Any]:
     metadata = event.get("metadata")
     if type(metadata) is not dict:
@@ -186,6 +199,8 @@ def _canvas_row(event: dict[str, Any]) -> dict[str, Any]:
         if column in columns and value is not None:
             row[column] = value if type(value) is str else as_text(value, "metadata." + column)
     row["object_type"], row["object_id"] = canvas_object(name, body)
+    if len(event) > 2:
+        _canvas_extras(event, row)
     metadata_json = _canonical(metadata, "metadata")
     body_json = _canonical(body, "body")
     metadata_text = metadata_json.decode()
@@ -204,10 +219,20 @@ def _canvas_row(event: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _refuse_non_event(event: dict[str, Any]) -> None:
+    """Raise the precise rejection of a Caliper item that is not a Caliper 1.1 event, if it is one."""
+    if "type" not in event and ("@type" in event or "@id" in event):
+        raise EventError("caliper_v1p0", "Caliper 1.0 event (@type/@id); send Caliper 1.1 or later")
+    if "action" not in event and "actor" not in event and type(event.get("type")) is str:
+        raise EventError("missing_field",
+                         f"a Caliper {caliper.last_segment(event['type'])[:40]} entity, not an event: it has no action")
+
+
 def _caliper_row(event: dict[str, Any], envelope: dict[str, Any] | None) -> dict[str, Any]:
     for key in ("type", "action"):
         value = event.get(key)
         if value is None or value == "":
+            _refuse_non_event(event)
             raise EventError("missing_field", f"Caliper event has no {key}")
         if type(value) is not str:
             raise EventError("invalid_field", f"Caliper {key} is a JSON {_json_kind(value)}, not a string")
@@ -221,7 +246,14 @@ def _caliper_row(event: dict[str, Any], envelope: dict[str, Any] | None) -> dict
     event_json = _canonical(event, "event")
     body_text = event_json.decode()
     row["body"] = scrub_text(body_text)
-    row["metadata"] = scrub_text(_canonical(envelope, "envelope").decode()) if envelope else "{}"
+    if envelope:
+        row["metadata"] = scrub_text(_canonical(envelope, "envelope").decode())
+        sensor = envelope.get("sensor")
+        if sensor is not None:
+            sensor = caliper.entity_iri(sensor)
+            row["sensor"] = sensor if type(sensor) is str or sensor is None else as_text(sensor, "sensor")
+    else:
+        row["metadata"] = "{}"
     if row["body"] is not body_text:  # url and referrer come from the event, never the envelope
         _scrub_url_columns(row)
     if identity_part(event) is event:
@@ -236,15 +268,20 @@ def normalize(decoded: DecodedEvent, *, received_at: datetime | None = None) -> 
 
     ``received_at`` must be None or an aware datetime (a naive one is a caller bug: ValueError).
     """
-    event, source_format, signed, kid, envelope = decoded
-    if type(event) is not dict:
-        raise EventError("unknown_format", f"event is a JSON {_json_kind(event)}, not an object")
-    if source_format == "canvas":
-        row = _canvas_row(event)
-    elif source_format == "caliper":
-        row = _caliper_row(event, envelope)
-    else:
-        raise EventError("unknown_format", f"unknown source format {source_format!r}")
+    event, source_format, signed, kid, envelope, index = decoded
+    try:
+        if type(event) is not dict:
+            raise EventError("unknown_format", f"event is a JSON {_json_kind(event)}, not an object")
+        if source_format == "canvas":
+            row = _canvas_row(event)
+        elif source_format == "caliper":
+            row = _caliper_row(event, envelope)
+        else:
+            raise EventError("unknown_format", f"unknown source format {source_format!r}")
+    except EventError as error:
+        if index is None:
+            raise
+        raise error.at_item(index) from None
     if received_at is not None:
         if received_at.tzinfo is not UTC:
             if received_at.tzinfo is None or received_at.utcoffset() is None:
