@@ -18,6 +18,7 @@ DEFAULT_MAX_BYTES = 1024 * 1024
 # JWT registered claims: not part of the live event. Dropping them keeps the event (and so
 # its event_id) the same whether a delivery was signed, re-signed later, or sent unsigned.
 REGISTERED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti"})
+_SIGNED_CANVAS_KEYS = REGISTERED_CLAIMS | {"metadata", "body"}
 
 _JWS_SHAPE = re.compile(rb"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 _WHITESPACE = b" \t\r\n"
@@ -90,7 +91,7 @@ def split_events(
     metadata = obj.get("metadata")
     if isinstance(metadata, dict) and "body" in obj:
         if signed:
-            if len(obj) == 2:
+            if obj.keys() <= _SIGNED_CANVAS_KEYS:  # the usual claims: the event is metadata + body
                 obj = {"metadata": metadata, "body": obj["body"]}
             else:
                 obj = {k: v for k, v in obj.items() if k not in REGISTERED_CLAIMS}
