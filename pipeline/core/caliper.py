@@ -380,7 +380,7 @@ def caliper_fields(event: dict[str, Any]) -> dict[str, Any]:
     if object_id is None:
         object_id = urn_id(obj.get("id") if obj_iri is None else obj_iri)
 
-    if is_canvas_event(event):
+    if data_ext or is_canvas_event(event):  # data_ext: the Canvas extension, already looked up
         name = event_name(type_, action, obj, obj_iri)
     else:
         name = producer_name(type_, action)

@@ -18,12 +18,22 @@ must reach the ``body``/``metadata`` columns as they were sent, so:
 """
 from __future__ import annotations
 
+import copyreg
 from typing import Any
 
 import msgspec
 import orjson
 
 Fragment = orjson.Fragment
+
+
+def _reduce_fragment(fragment: Fragment) -> tuple[Any, tuple[bytes]]:
+    return Fragment, (orjson.dumps(fragment),)
+
+
+# A decoded event crosses Beam stages and may be pickled there (a fusion break, a retry);
+# orjson.Fragment has no pickle support of its own, so it is rebuilt from its text.
+copyreg.pickle(Fragment, _reduce_fragment)
 _ORJSON_INTS = range(-(2**63), 2**64)
 _INFINITIES = (float("inf"), float("-inf"))
 

@@ -249,8 +249,10 @@ def _caliper_row(event: dict[str, Any], envelope: dict[str, Any] | None) -> dict
     if envelope:
         row["metadata"] = scrub_text(_canonical(envelope, "envelope").decode())
         sensor = envelope.get("sensor")
-        if sensor is not None:
-            sensor = caliper.entity_iri(sensor)
+        if type(sensor) is str:
+            row["sensor"] = sensor or None
+        elif sensor is not None:  # a sensor given as an object, or a number
+            sensor = caliper.entity_iri(sensor) if type(sensor) is dict else sensor
             row["sensor"] = sensor if type(sensor) is str or sensor is None else as_text(sensor, "sensor")
     else:
         row["metadata"] = "{}"
