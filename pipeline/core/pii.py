@@ -31,7 +31,7 @@ import hmac
 from functools import lru_cache
 from typing import Any, Callable
 
-import orjson
+from pipeline.core import jsontext
 
 PII_COLUMNS: tuple[str, ...] = ("user_login", "user_sis_id", "client_ip", "user_agent")
 PII_MODES: tuple[str, ...] = ("keep", "hash", "drop")
@@ -65,7 +65,8 @@ def _rewrite(node: Any, replace: Callable[[Any], Any]) -> Any:
 def _rewrite_json(text: str | None, replace: Callable[[Any], Any]) -> str | None:
     if text is None:
         return None
-    return orjson.dumps(_rewrite(orjson.loads(text), replace)).decode()
+    # jsontext, not orjson: the rewritten column keeps every other number's exact text
+    return jsontext.dumps_sorted(_rewrite(jsontext.loads(text), replace)).decode()
 
 
 def apply_pii(row: dict[str, Any], mode: str, salt: str | None = None) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def apply_pii(row: dict[str, Any], mode: str, salt: str | None = None) -> dict[s
         def replace(value: Any) -> Any:
             if value is None:
                 return None
-            text = value if type(value) is str else orjson.dumps(value).decode()
+            text = value if type(value) is str else jsontext.dumps_sorted(value).decode()
             return pii_hash(text, salt)
     else:
 

@@ -34,3 +34,18 @@ def test_a_non_json_value_still_fails_to_serialize() -> None:
         jsontext.dumps_sorted({"a": object()})
     with pytest.raises(TypeError):
         jsontext.dumps_sorted({1: 2**70})
+
+
+def test_pii_rewriting_keeps_exact_numbers() -> None:
+    # --pii=hash|drop parses and rewrites the JSON columns: other numbers must not be rounded.
+    from pipeline.core.pii import apply_pii
+    from schemas.events import ROW_COLUMNS
+
+    body = '{"n":123456789012345678901234567890,"score":1.50,"sis_id":123456789012345678901234567890}'
+    row = {**dict.fromkeys(ROW_COLUMNS), "body": body, "metadata": "{}"}
+    dropped = apply_pii(row, "drop")
+    assert dropped["body"] == '{"n":123456789012345678901234567890,"score":1.50,"sis_id":null}'
+    hashed = apply_pii(row, "hash", "salt")
+    assert hashed["body"].startswith('{"n":123456789012345678901234567890,"score":1.50,"sis_id":"')
+    assert apply_pii({**row, "body": body.replace("123456789012345678901234567890}", '"123456789012345678901234567890"}')},
+                     "hash", "salt")["body"] == hashed["body"]  # a number hashes as its exact text
