@@ -16,8 +16,15 @@ column) is taken out. The rules follow CATALOG.md sections 3, 4, 6 and 7:
   for names in ``CANVAS_OBJECTS`` the listed entity and body key; otherwise the entity is
   the event name without its last ``_word`` (``wiki_page_updated`` -> ``wiki_page``) and
   the id is ``body["<entity>_id"]`` (else ``body["id"]``); when no id is found both are None.
-* **Caliper format**: see caliper.caliper_fields; ``event_time`` is ``eventTime``, never
-  the envelope's ``sendTime``.
+* **Caliper format**: see caliper.caliper_fields (entities as objects or IRIs, Canvas names
+  only for Canvas's events); ``event_time`` is ``eventTime``, never the envelope's
+  ``sendTime``; ``sensor`` is the envelope's. An item of an envelope is refused alone: the
+  EventError names it (``item``, and ``data[i]:`` in the message). A Caliper 1.0 item is
+  ``caliper_v1p0``; an entity (no action) is ``missing_field``.
+* **Canvas format** keys beside ``metadata`` and ``body`` (a webhook's ``subscription``) are
+  kept whole in ``delivery_extra``; ``subscription_id`` is the subscription's id.
+* **Numbers keep their text**: events are parsed by ``jsontext.loads``, so the JSON columns
+  hold every number as sent, and an id column never holds a rounded value.
 * ``body`` is the JSON of the Canvas ``body`` (None when it is JSON null) or of the whole
   Caliper event; ``metadata`` the JSON of the Canvas ``metadata`` or of the Caliper
   envelope without ``data`` (``{}`` for a bare event). Both, and ``url``/``referrer``,
@@ -36,7 +43,6 @@ import orjson
 from pipeline.core import caliper
 from pipeline.core.decode import DecodedEvent
 from pipeline.core.errors import EventError
-from pipeline.core.jsontext import Fragment, number_text
 from pipeline.core.identity import (
     canonical_json,
     canvas_event_id,
@@ -44,6 +50,7 @@ from pipeline.core.identity import (
     event_id_of_canonical,
     identity_part,
 )
+from pipeline.core.jsontext import Fragment, number_text
 from pipeline.core.scrub import scrub_text
 from pipeline.core.timestamps import UTC, parse_timestamp
 from schemas.events import ROW_COLUMNS
