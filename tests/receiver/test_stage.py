@@ -61,7 +61,7 @@ def test_staged_bundle_imports_and_serves_without_the_repo(
     assert (dist / "main.py").is_file()
     requirements = (dist / "requirements.txt").read_text().splitlines()
     pins = dict(line.split("==") for line in requirements if line and not line.startswith("#"))
-    assert set(pins) == {"functions-framework", "google-cloud-pubsub", "PyJWT", "cryptography", "orjson"}
+    assert set(pins) == {"functions-framework", "google-cloud-pubsub", "PyJWT", "cryptography", "orjson", "msgspec"}
     for name, pinned in pins.items():
         assert pinned == version(name) and re.fullmatch(r"[0-9][0-9A-Za-z.+-]*", pinned)
 
