@@ -254,10 +254,10 @@ def _disambiguate(action: str, urn_type: str, obj: dict[str, Any]) -> str | None
 
 def derived_name(type_: str, action: str, obj_type: str | None, urn_type: str | None) -> str:
     """Name for a Canvas Caliper combination with no known Canvas name (``caliper_``-prefixed)."""
-    parts = ["caliper", type_, action, obj_type or "none"]
+    parts = [last_segment(p) for p in ("caliper", type_, action, obj_type or "none")]
     if urn_type:
-        parts.append(urn_type)
-    return _bounded("_".join(snake_case(last_segment(p)) or "x" for p in parts))
+        parts.append(urn_type)  # a URN type segment is no IRI: lti/tool_proxy stays whole
+    return _bounded("_".join(snake_case(p) or "x" for p in parts))
 
 
 def event_name(type_: str, action: str, obj: dict[str, Any], obj_id: object = None) -> str:

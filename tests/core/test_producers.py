@@ -121,3 +121,8 @@ def test_envelope_sensor_given_as_an_object() -> None:
 def test_a_float_id_beyond_double_precision_is_not_printed_as_invented_digits() -> None:
     row = _row(b'{"metadata":{"event_name":"x_created","event_time":"2019-11-01T00:00:00Z"},"body":{"x_id":1e25}}')
     assert row["object_id"] == "1e25"  # not "10000000000000000905969664"
+
+
+def test_canvas_derived_names_keep_the_urn_type_whole() -> None:
+    assert caliper.derived_name("Event", "Used", "Entity", "lti/tool_proxy") == "caliper_event_used_entity_lti_tool_proxy"
+    assert caliper.derived_name("http://x.example/ns#Event", "Used", None, None) == "caliper_event_used_none"
