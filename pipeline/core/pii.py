@@ -12,7 +12,8 @@ and ``user_agent`` (``PII_COLUMNS``). The modes:
 The same values also sit inside the raw ``metadata`` and ``body`` JSON columns (the
 Canvas metadata; Caliper ``actor.extensions`` and event ``extensions``; user bodies), so
 for hash/drop every JSON key in ``PII_JSON_KEYS`` is rewritten the same way, at any depth,
-in both columns: the column and the JSON agree and nothing is left behind under those keys.
+in those columns (and ``delivery_extra``): the column and the JSON agree and nothing is left
+behind under those keys.
 ``PII_JSON_KEYS`` adds to the column names the keys that hold the same kind of data in
 bodies: ``student_sis_id`` (grade_change), ``sis_id`` (Caliper assignee extensions),
 ``user_name`` (enrollment events) and ``email`` (course_completed/course_progress user).
@@ -36,7 +37,7 @@ from pipeline.core import jsontext
 PII_COLUMNS: tuple[str, ...] = ("user_login", "user_sis_id", "client_ip", "user_agent")
 PII_MODES: tuple[str, ...] = ("keep", "hash", "drop")
 PII_JSON_KEYS: frozenset[str] = frozenset(PII_COLUMNS) | {"student_sis_id", "sis_id", "user_name", "email"}
-_JSON_COLUMNS = ("metadata", "body")
+_JSON_COLUMNS = ("metadata", "body", "delivery_extra")
 
 
 @lru_cache(maxsize=8)

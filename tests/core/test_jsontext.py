@@ -49,3 +49,13 @@ def test_pii_rewriting_keeps_exact_numbers() -> None:
     assert hashed["body"].startswith('{"n":123456789012345678901234567890,"score":1.50,"sis_id":"')
     assert apply_pii({**row, "body": body.replace("123456789012345678901234567890}", '"123456789012345678901234567890"}')},
                      "hash", "salt")["body"] == hashed["body"]  # a number hashes as its exact text
+
+
+def test_pii_reaches_the_delivery_extra_column() -> None:
+    from pipeline.core.pii import apply_pii
+    from schemas.events import ROW_COLUMNS
+
+    row = {**dict.fromkeys(ROW_COLUMNS), "body": "{}", "metadata": "{}",
+           "delivery_extra": '{"subscription":{"id":"s","user_login":"jdoe"}}'}
+    assert apply_pii(row, "drop")["delivery_extra"] == '{"subscription":{"id":"s","user_login":null}}'
+    assert apply_pii({**row, "delivery_extra": None}, "drop")["delivery_extra"] is None
