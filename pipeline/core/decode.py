@@ -91,7 +91,7 @@ def split_events(
     metadata = obj.get("metadata")
     if isinstance(metadata, dict) and "body" in obj:
         if signed:
-            if obj.keys() <= _SIGNED_CANVAS_KEYS:  # the usual claims: the event is metadata + body
+            if _SIGNED_CANVAS_KEYS.issuperset(obj):  # the usual claims: the event is metadata + body
                 obj = {"metadata": metadata, "body": obj["body"]}
             else:
                 obj = {k: v for k, v in obj.items() if k not in REGISTERED_CLAIMS}
