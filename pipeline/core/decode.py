@@ -105,6 +105,11 @@ def split_events(
         if signed:
             for claim in REGISTERED_CLAIMS.intersection(envelope):
                 del envelope[claim]
+        if len(data) == 1:  # Canvas sends one event per envelope
+            item = data[0]
+            if type(item) is not dict or "action" not in item:
+                _refuse_envelope_without_events(data)
+            return [DecodedEvent(item, "caliper", signed, kid, envelope, 0)]
         if not any(type(item) is dict and "action" in item for item in data):
             _refuse_envelope_without_events(data)
         return [DecodedEvent(item, "caliper", signed, kid, envelope, i) for i, item in enumerate(data)]

@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import orjson
+
 from pipeline.core.jsontext import dumps_sorted
 
 EVENT_ID_HEX_CHARS = 32  # 128 bits of sha256: collision-free at any realistic volume
@@ -30,7 +32,10 @@ _SHA256 = hashlib.sha256()
 
 def canonical_json(obj: Any) -> bytes:
     """Key-order-independent JSON bytes of ``obj`` (numbers as jsontext.loads read them: exact)."""
-    return dumps_sorted(obj)
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer beyond 64 bits (written exactly), or not JSON at all
+        return dumps_sorted(obj)
 
 
 def identity_part(event: dict[str, Any]) -> Any:

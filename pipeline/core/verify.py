@@ -47,6 +47,7 @@ from typing import Any, Callable, Sequence
 
 import jwt
 import jwt.utils
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
@@ -142,10 +143,12 @@ _ABSENT: Any = object()
 _MAX_CHECKED_HEADERS = 64
 
 
-def _json_object(data: bytes, name: str) -> dict[str, Any]:
+def _json_object(data: bytes, name: str, loads: Callable[[bytes], Any] = orjson.loads) -> dict[str, Any]:
+    """The header (orjson: it holds no number of interest) or, with ``jsontext.loads``, the
+    claims, whose numbers must keep their exact text."""
     try:
-        value = jsontext.loads(data)
-    except jsontext.InvalidJson:
+        value = loads(data)
+    except (orjson.JSONDecodeError, jsontext.InvalidJson):
         raise _malformed(f"JWS {name} is not valid JSON") from None
     if not isinstance(value, dict):
         raise _malformed(f"JWS {name} is not a JSON object")
@@ -215,7 +218,7 @@ class JwtVerifier:
                        _PKCS1V15, _SHA256)
         except InvalidSignature:
             raise EventError("bad_signature", f"RS256 signature does not verify with key {kid[:64]!r}") from None
-        claims = _json_object(payload_json, "payload")
+        claims = _json_object(payload_json, "payload", jsontext.loads)
         self._check_claims(claims)
         return VerifiedToken(claims, kid)
 
