@@ -14,7 +14,7 @@ must reach the ``body``/``metadata`` columns as they were sent, so:
 * ``dumps_sorted`` is orjson with sorted keys; an integer beyond 64 bits (orjson refuses it)
   is written from its exact decimal text, on a slow path taken only when one is present.
 
-``number_text`` gives the exact text of a number of either kind, for id columns.
+``number_text`` gives the exact text of a number kept as a Fragment, for id columns.
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def _reduce_fragment(fragment: Fragment) -> tuple[Any, tuple[bytes]]:
 # A decoded event crosses Beam stages and may be pickled there (a fusion break, a retry);
 # orjson.Fragment has no pickle support of its own, so it is rebuilt from its text.
 copyreg.pickle(Fragment, _reduce_fragment)
+
 _ORJSON_INTS = range(-(2**63), 2**64)
 _INFINITIES = (float("inf"), float("-inf"))
 
