@@ -10,7 +10,8 @@ must reach the ``body``/``metadata`` columns as they were sent, so:
   ``99.5``: what producers normally send) stays a float; any other (``1.50``, ``1e5``, a
   mantissa beyond double precision) becomes an ``orjson.Fragment`` of its exact text, which
   orjson writes verbatim. Only float literals pay for the hook; integers and strings cost
-  what they cost before.
+  what they cost before. The integer ``-0`` (msgspec reads it as 0) is found by a pattern and
+  read again by the stdlib parser, which keeps it.
 * ``dumps_sorted`` is orjson with sorted keys; an integer beyond 64 bits (orjson refuses it)
   is written from its exact decimal text, on a slow path taken only when one is present.
 
@@ -19,6 +20,8 @@ must reach the ``body``/``metadata`` columns as they were sent, so:
 from __future__ import annotations
 
 import copyreg
+import json
+import re
 from typing import Any
 
 import msgspec
@@ -55,12 +58,32 @@ def _float(text: str) -> Any:
 _DECODER = msgspec.json.Decoder(float_hook=_float)
 
 
+# msgspec reads the integer -0 as 0 (no hook sees integers). A -0 that ends a value sends the
+# (already validated) document to the stdlib parser, whose integer hook sees the text; the
+# pattern also matches inside strings ("a-0,b"), which only costs that slower parse.
+_NEGATIVE_ZERO = re.compile(rb"-0(?=\s*(?:[,\]}]|$))")
+
+
+def _int(text: str) -> Any:
+    return _MINUS_ZERO if text == "-0" else int(text)
+
+
+_MINUS_ZERO = Fragment(b"-0")
+
+
 def loads(data: bytes | str) -> Any:
     """Parse JSON; numbers keep their exact text (see the module docstring). Raises InvalidJson."""
     try:
-        return _DECODER.decode(data)
+        value = _DECODER.decode(data)
     except (msgspec.DecodeError, ValueError) as exc:
         raise InvalidJson(str(exc)) from None
+    except RecursionError:
+        raise InvalidJson("JSON is nested too deeply") from None
+    raw = data if type(data) is bytes else data.encode() if type(data) is str else bytes(data)
+    if _NEGATIVE_ZERO.search(raw) is None:
+        return value
+    try:
+        return json.loads(raw, parse_int=_int, parse_float=_float)
     except RecursionError:
         raise InvalidJson("JSON is nested too deeply") from None
 

@@ -9,7 +9,7 @@ from pipeline.core import jsontext
 
 
 @pytest.mark.parametrize("text", ["1.50", "1e5", "1E+5", "0.1000000000000000055511151231257827",
-                                  "123456789012345678901234567890", "-18446744073709551617", "4.0", "99.5", "-0.0"])
+                                  "123456789012345678901234567890", "-18446744073709551617", "4.0", "99.5", "-0.0", "-0"])
 def test_numbers_round_trip_with_their_text(text: str) -> None:
     value = jsontext.loads(f'{{"a":[{text}],"b":{text}}}')
     assert jsontext.dumps_sorted(value) == f'{{"a":[{text}],"b":{text}}}'.encode()
