@@ -9,6 +9,7 @@ INSTALL_REQUIRES = [
     "cryptography>=50.0,<51",
     "pyarrow>=25.0,<26",
     "orjson>=3.13,<3.14",
+    "msgspec>=0.23,<0.24",
     "google-cloud-pubsub>=2.44,<2.45",
     "google-cloud-storage>=3.17,<3.18",
     "functions-framework>=3.10,<3.11",

@@ -35,7 +35,6 @@ from pipeline.core.verify import (
 )
 
 _COMPACT_JWS = re.compile(rb"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-_ORJSON_INT_RANGE = range(-(2**63), 2**64)
 
 
 def _reject_constant(name: str) -> Any:
@@ -49,16 +48,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _int_like_orjson(text: str) -> int | float:
-    # orjson reads integers beyond 64 bits as floats; the reference must read the same claims.
-    value = int(text)
-    return value if value in _ORJSON_INT_RANGE else float(text)
-
-
 def strict_json_loads(data: bytes | str) -> Any:
-    """Python's json held to what orjson accepts (RFC 8259: UTF-8, no BOM, NaN, Infinity or lone surrogates)."""
+    """Python's json held to what jsontext.loads accepts (RFC 8259: UTF-8, no BOM, NaN, Infinity or lone surrogates)."""
     text = data.decode("utf-8") if isinstance(data, bytes) else data
-    value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int_like_orjson)
+    value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=int)
     json.dumps(value, ensure_ascii=False).encode("utf-8")  # raises on lone surrogates
     return value
 

@@ -14,11 +14,11 @@ RECEIVER_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/..)
 RECEIVER_DIST ?= $(RECEIVER_ROOT)/dist-receiver
 RECEIVER_PY ?= $(if $(wildcard $(RECEIVER_ROOT)/.venv/bin/python),$(RECEIVER_ROOT)/.venv/bin/python,python3)
 # What the receiver imports from pipeline/core, lazily imported modules included.
-RECEIVER_CORE_MODULES := __init__ decode errors jwks timestamps verify
+RECEIVER_CORE_MODULES := __init__ decode errors jsontext jwks timestamps verify
 # Modules of pipeline/ itself the receiver imports (pipeline.gcs: gs:// JWKS sources, lazily).
 RECEIVER_TOP_MODULES := __init__ gcs
 # Distributions the function imports directly (pip resolves their own dependencies).
-RECEIVER_REQUIREMENTS := functions-framework google-cloud-pubsub google-cloud-storage PyJWT cryptography orjson
+RECEIVER_REQUIREMENTS := functions-framework google-cloud-pubsub google-cloud-storage PyJWT cryptography orjson msgspec
 
 .PHONY: stage-receiver
 stage-receiver:

@@ -65,7 +65,11 @@ def normalize_lines(
     out: BinaryIO,
     err: BinaryIO,
 ) -> tuple[int, int]:
-    """Normalize each line, writing rows to `out` and rejections to `err`. Returns (rows, rejected)."""
+    """Normalize each line, writing rows to `out` and rejections to `err`. Returns (rows, rejected).
+
+    The events of a Caliper envelope are independent: each good one is a row, each bad item
+    one rejection whose ``item`` is its index in ``data``; ``rejected`` counts rejections.
+    """
     rows = rejected = 0
     for name, number, line in lines:
         if not line.strip():
@@ -73,17 +77,24 @@ def normalize_lines(
         received_at = datetime.now(timezone.utc)
         try:
             events = decode_delivery(line, verifier=verifier, allow_unsigned=allow_unsigned, max_bytes=max_bytes)
-            normalized = [normalize(event, received_at=received_at) for event in events]
         except EventError as exc:
+            events, failures = [], [exc]
+        else:
+            failures = []
+        for event in events:
+            try:
+                row = normalize(event, received_at=received_at)
+            except EventError as exc:
+                failures.append(exc)
+                continue
+            out.write(orjson.dumps(row, option=orjson.OPT_UTC_Z) + b"\n")
+            rows += 1
+        for exc in failures:
             rejected += 1
-            record = {"error_type": exc.error_type, "message": exc.message, "line": number}
+            record = {**exc.as_dict(), "line": number}
             if name != "-":
                 record["file"] = name
             err.write(orjson.dumps(record) + b"\n")
-            continue
-        for row in normalized:
-            out.write(orjson.dumps(row, option=orjson.OPT_UTC_Z) + b"\n")
-            rows += 1
     return rows, rejected
 
 

@@ -16,7 +16,7 @@ import orjson
 from pipeline.core.errors import EventError
 from pipeline.core.timestamps import to_iso
 
-RECORD_FIELDS: tuple[str, ...] = ("stage", "error_type", "message", "payload", "attributes", "failed_at")
+RECORD_FIELDS: tuple[str, ...] = ("stage", "error_type", "message", "item", "payload", "attributes", "failed_at")
 
 
 def dead_letter_record(
@@ -31,6 +31,8 @@ def dead_letter_record(
 
     ``payload`` is the original delivery body, before any decoding; ``attributes`` are the
     Pub/Sub message attributes (for file replays, the source file), values as strings.
+    ``item`` is the index in the Caliper envelope's ``data`` of the one item refused (the
+    envelope's other events became rows), null when the whole delivery was refused.
     """
     if isinstance(payload, str):
         payload = payload.encode("utf-8")
@@ -38,6 +40,7 @@ def dead_letter_record(
         "stage": stage,
         "error_type": error.error_type,
         "message": error.message,
+        "item": error.item,
         "payload": base64.b64encode(payload).decode("ascii"),
         "attributes": {str(k): str(v) for k, v in (attributes or {}).items()},
         "failed_at": to_iso(failed_at),

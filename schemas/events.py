@@ -53,13 +53,26 @@ _FILE_COLUMNS: list[tuple[str, pa.DataType, bool, str]] = [
     ("metadata", pa.string(), True, "The whole envelope as JSON, so that nothing of the input is lost."),
     ("signed", pa.bool_(), False, "True when the delivery was a verified JWT."),
     ("kid", pa.string(), True, "Key id that verified the delivery."),
+    # Appended (issue 12): nullable, after every earlier column, so files written before them
+    # read through the same table (their rows show null here). Never insert above this line.
+    ("actor_iri", pa.string(), True,
+     "IRI of the acting agent as sent (Caliper actor id, or the actor given as an IRI), for any producer."),
+    ("ed_app_id", pa.string(), True, "IRI of the Caliper edApp: the application the event happened in."),
+    ("federated_session_id", pa.string(), True,
+     "Id of the Caliper federatedSession (e.g. the LMS's LTI launch session); Canvas URNs as bare ids."),
+    ("sensor", pa.string(), True, "The Caliper envelope's sensor: which system sent the event."),
+    ("subscription_id", pa.string(), True,
+     "Webhook subscription id (subscription.id of a delivery that names its subscription)."),
+    ("delivery_extra", pa.string(), True,
+     "Top-level keys of a Canvas-format delivery beside metadata and body, as JSON; null when none."),
 ]
 
 # Hive partition columns: in the directory path, not in the files.
 _PARTITION_COLUMNS: list[tuple[str, pa.DataType, bool, str]] = [
     ("event_date", pa.date32(), False, "UTC date of event_time (partition column, from the path)."),
     ("event_name", pa.string(), False,
-     "Canvas event name for both formats (partition column, from the path)."),
+     "Canvas event name for both formats; caliper_<type>_<action> for other producers' Caliper events "
+     "(partition column, from the path)."),
 ]
 
 

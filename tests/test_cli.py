@@ -118,3 +118,23 @@ def test_usage_errors_exit_2_with_one_line(args):
     assert result.returncode == 2, result
     assert result.stdout == b""
     assert result.stderr.strip()
+
+
+def test_a_bad_envelope_item_is_its_own_rejection(tmp_path: Path):
+    # The mixed envelope: an event (with a Canvas user) and an entity. Through the
+    # installed command, with a file argument: one row, one rejection naming data[1].
+    envelope = {"sensor": "s", "sendTime": "2019-11-01T00:09:07.000Z", "data": [
+        {"id": "urn:uuid:1", "type": "SessionEvent", "action": "LoggedIn",
+         "actor": {"id": "urn:instructure:canvas:user:1", "type": "Person"},
+         "object": {"id": "https://x.example", "type": "SoftwareApplication"}, "eventTime": "2019-11-01T00:09:06.700Z"},
+        {"id": "https://x.example/users/9", "type": "Person"}]}
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(json.dumps(envelope) + "\n")
+    result = run_cli("normalize", "--allow_unsigned", str(path))
+    assert result.returncode == 1
+    [row] = jsonl(result.stdout)
+    assert (row["event_name"], row["user_id"], row["sensor"]) == ("logged_in", "1", "s")
+    [rejection] = jsonl(result.stderr)
+    assert rejection == {"error_type": "missing_field", "item": 1, "line": 1, "file": str(path),
+                         "message": rejection["message"]}
+    assert rejection["message"].startswith("data[1]: ")

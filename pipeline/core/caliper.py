@@ -14,11 +14,24 @@ Two things need care (CATALOG.md sections 4, 6 and 7):
   id string the Canvas format sends (``"21070000000000001"``). See ``parse_urn`` for
   the URN shapes and how compound ones are read.
 
+Other producers (IMS fixtures, publishers, Open edX, lecture capture) send Caliper too, so:
+
+* **Every entity-valued property may be an object or an IRI string** (Caliper 1.1 allows
+  both): ``actor``, ``object``, ``group``, ``membership`` (and its ``organization``),
+  ``session``, ``federatedSession``, ``edApp``, ``referrer``. Ids are read either way
+  (``entity_iri``); Canvas URNs still become bare ids.
+* **Canvas event names only for events Canvas produced** (``is_canvas_event``: the Canvas
+  extension on the event, a Canvas URN as actor or object, or an ``*.instructure.com``
+  edApp). Any other producer's event is ``caliper_<type>_<action>`` from the last IRI
+  segment of each, so a vendor's ``SessionEvent/LoggedIn`` never lands in ``logged_in``.
+  Every derived name is at most ``MAX_DERIVED_NAME`` characters.
+
 ``caliper_fields`` returns the row fields with raw (JSON) values; normalize.py coerces
 them to the column types and scrubs URLs.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -107,6 +120,38 @@ def canvas_extension(node: object) -> dict[str, Any]:
     return {}
 
 
+def entity_iri(node: object) -> object:
+    """The id of an entity-valued property: ``node["id"]`` of an object, the string itself of an
+    IRI; None when absent or empty. Non-string ids (numbers) are returned as they are."""
+    if type(node) is dict:
+        return node.get("id")
+    if type(node) is str:
+        return node or None
+    return None
+
+
+_CANVAS_EDAPP = re.compile(r"https?://[^/?#]*\.instructure\.com(?:[/?#:]|$)")
+
+
+def is_canvas_event(event: dict[str, Any]) -> bool:
+    """Whether Canvas produced this Caliper event, from evidence in the event itself.
+
+    Canvas's own rendering always carries ``extensions["com.instructure.canvas"]`` on the
+    event and Canvas URNs for its actor and object (every Instructure example does); an
+    ``*.instructure.com`` edApp counts too. A Canvas URN elsewhere (an LTI tool's
+    ``federatedSession`` names the Canvas launch, a tool's ``group`` may name a Canvas
+    course) is not evidence: the tool produced the event.
+    """
+    if canvas_extension(event):
+        return True
+    for key in ("actor", "object"):
+        iri = entity_iri(event.get(key))
+        if type(iri) is str and iri.startswith(URN_PREFIX):
+            return True
+    ed_app = entity_iri(event.get("edApp"))
+    return type(ed_app) is str and _CANVAS_EDAPP.match(ed_app) is not None
+
+
 # --- event name -------------------------------------------------------------------------
 
 # (type, action) pairs that identify the Canvas event on their own.
@@ -158,11 +203,35 @@ _VERB = {"Created": "created", "Modified": "updated"}
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
+_IRI_LAST_SEGMENT = re.compile(r"[^/#]*[/#]+")
+MAX_DERIVED_NAME = 64
 
 
 def snake_case(text: str) -> str:
     """``NavigationEvent`` -> ``navigation_event``; ``lti/tool_proxy`` -> ``lti_tool_proxy``."""
     return _NOT_WORD.sub("_", _CAMEL_BOUNDARY.sub("_", text).lower()).strip("_")
+
+
+def last_segment(term: str) -> str:
+    """The last segment of a term given as an IRI (``http://purl.imsglobal.org/caliper/Event``
+    -> ``Event``, ``...action#Started`` -> ``Started``); a plain term is returned unchanged."""
+    if "/" not in term and "#" not in term:
+        return term
+    return _IRI_LAST_SEGMENT.sub("", term.rstrip("/#")) or term
+
+
+def _bounded(name: str) -> str:
+    """``name`` cut to MAX_DERIVED_NAME characters; a cut name ends with 8 hex of its digest
+    so that two long names stay apart."""
+    if len(name) <= MAX_DERIVED_NAME:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:MAX_DERIVED_NAME - 9].rstrip('_')}_{digest}"
+
+
+def producer_name(type_: str, action: str) -> str:
+    """Name of an event another producer sent: ``caliper_<type>_<action>`` (last IRI segments)."""
+    return _bounded("_".join(snake_case(p) or "x" for p in ("caliper", last_segment(type_), last_segment(action))))
 
 
 def _disambiguate(action: str, urn_type: str, obj: dict[str, Any]) -> str | None:
@@ -184,19 +253,22 @@ def _disambiguate(action: str, urn_type: str, obj: dict[str, Any]) -> str | None
 
 
 def derived_name(type_: str, action: str, obj_type: str | None, urn_type: str | None) -> str:
-    """Name for a Caliper combination with no known Canvas name (always ``caliper_``-prefixed)."""
-    parts = ["caliper", type_, action, obj_type or "none"]
+    """Name for a Canvas Caliper combination with no known Canvas name (``caliper_``-prefixed)."""
+    parts = [last_segment(p) for p in ("caliper", type_, action, obj_type or "none")]
     if urn_type:
-        parts.append(urn_type)
-    return "_".join(snake_case(p) or "x" for p in parts)
+        parts.append(urn_type)  # a URN type segment is no IRI: lti/tool_proxy stays whole
+    return _bounded("_".join(snake_case(p) or "x" for p in parts))
 
 
-def event_name(type_: str, action: str, obj: dict[str, Any]) -> str:
-    """The Canvas event name of a Caliper event (see module docstring)."""
+def event_name(type_: str, action: str, obj: dict[str, Any], obj_id: object = None) -> str:
+    """The Canvas event name of a Caliper event Canvas produced (see module docstring).
+
+    ``obj_id`` is the object's id when the object was given as an IRI string (``obj`` is then {}).
+    """
     name = _BY_TYPE_ACTION.get((type_, action))
     if name is not None:
         return name
-    urn = parse_urn(obj.get("id"))
+    urn = parse_urn(obj.get("id") if obj_id is None else obj_id)
     urn_type = urn.type if urn is not None else None
     if type_ == "Event" and urn_type is not None:
         key = (action, urn_type)
@@ -214,6 +286,9 @@ def event_name(type_: str, action: str, obj: dict[str, Any]) -> str:
 ROLE_TO_CANVAS = {"Instructor": "TeacherEnrollment", "Learner": "StudentEnrollment"}
 # Caliper group types -> Canvas context types, when the group has no context_type extension.
 GROUP_TO_CONTEXT = {"CourseOffering": "Course", "CourseSection": "CourseSection", "Group": "Group"}
+# Canvas URN types -> Canvas context types, for a group given as a URN string.
+URN_TO_CONTEXT = {"course": "Course", "course_section": "CourseSection", "group": "Group",
+                  "account": "Account", "user": "User"}
 
 
 def _context(node: object) -> tuple[object, object]:
@@ -225,6 +300,11 @@ def _context(node: object) -> tuple[object, object]:
     mapped (CourseOffering -> Course, CourseSection -> CourseSection, Group -> Group,
     others verbatim) and the id comes from the URN (a section URN gives the section id).
     """
+    if type(node) is str:  # an IRI: the id, and the type a Canvas URN names
+        urn = parse_urn(node)
+        if urn is None:
+            return None, node or None
+        return URN_TO_CONTEXT.get(urn.type), urn.id
     if type(node) is not dict:
         return None, None
     ext = canvas_extension(node)
@@ -254,10 +334,9 @@ def _user_id(actor: object, actor_ext: dict[str, Any]) -> object:
     entity_id = actor_ext.get("entity_id")
     if entity_id is not None:
         return entity_id
-    if type(actor) is dict:
-        urn = parse_urn(actor.get("id"))
-        if urn is not None and urn.type == "user":
-            return urn.id
+    urn = parse_urn(entity_iri(actor))
+    if urn is not None and urn.type == "user":
+        return urn.id
     return None
 
 
@@ -266,14 +345,17 @@ def caliper_fields(event: dict[str, Any]) -> dict[str, Any]:
 
     ``event_name``, ``event_time`` (the raw ``eventTime``), and every column Caliper can
     fill; columns Caliper does not carry (time_zone, user_account_id,
-    context_sis_source_id) are absent. Every key but ``event_name``/``event_time`` is a
-    string column of the row, by its column name (normalize copies them as they are).
-    ``type``/``action`` must be strings (the caller checks).
+    context_sis_source_id) are absent, and so is ``sensor`` (the envelope's). Every key but
+    ``event_name``/``event_time`` is a string column of the row, by its column name
+    (normalize copies them as they are). ``type``/``action`` must be strings (the caller
+    checks). Entity-valued properties may be objects or IRI strings.
     """
     type_ = event["type"]
     action = event["action"]
     obj = event.get("object")
+    obj_iri = None
     if type(obj) is not dict:
+        obj_iri = obj if type(obj) is str and obj else None
         obj = {}
     actor = event.get("actor")
     actor_ext = canvas_extension(actor)
@@ -282,7 +364,7 @@ def caliper_fields(event: dict[str, Any]) -> dict[str, Any]:
 
     group = event.get("group")
     membership = event.get("membership")
-    if type(group) is dict:
+    if type(group) is dict or (type(group) is str and group):
         context_type, context_id = _context(group)
     elif type(membership) is dict:
         # No group (e.g. syllabus_updated): the membership's organization is the context.
@@ -290,22 +372,24 @@ def caliper_fields(event: dict[str, Any]) -> dict[str, Any]:
     else:
         context_type = context_id = None
 
-    session = event.get("session")
-    session_id = urn_id(session.get("id")) if type(session) is dict else None
-
     # http_method / context_account_id / developer_key_id: documented on the event
     # extensions, but in the examples only asset_accessed carries them, on the object.
     nav_ext = obj_ext if type_ == "NavigationEvent" else {}
 
     object_id = obj_ext.get("entity_id")
     if object_id is None:
-        object_id = urn_id(obj.get("id"))
+        object_id = urn_id(obj.get("id") if obj_iri is None else obj_iri)
+
+    if data_ext or is_canvas_event(event):  # data_ext: the Canvas extension, already looked up
+        name = event_name(type_, action, obj, obj_iri)
+    else:
+        name = producer_name(type_, action)
 
     return {
-        "event_name": event_name(type_, action, obj),
+        "event_name": name,
         "event_time": event.get("eventTime"),
         "request_id": data_ext.get("request_id"),
-        "session_id": session_id,
+        "session_id": urn_id(entity_iri(event.get("session"))),
         "job_id": data_ext.get("job_id"),
         "job_tag": data_ext.get("job_tag"),
         "user_id": _user_id(actor, actor_ext),
@@ -322,7 +406,7 @@ def caliper_fields(event: dict[str, Any]) -> dict[str, Any]:
         "hostname": data_ext.get("hostname"),
         "http_method": data_ext.get("http_method", nav_ext.get("http_method")),
         "url": data_ext.get("request_url"),
-        "referrer": event.get("referrer"),
+        "referrer": entity_iri(event.get("referrer")),
         "client_ip": data_ext.get("client_ip"),
         "user_agent": data_ext.get("user_agent"),
         "developer_key_id": data_ext.get("developer_key_id", nav_ext.get("developer_key_id")),
@@ -331,4 +415,7 @@ def caliper_fields(event: dict[str, Any]) -> dict[str, Any]:
         "caliper_action": action,
         "object_type": obj.get("type"),
         "object_id": object_id,
+        "actor_iri": entity_iri(actor),
+        "ed_app_id": entity_iri(event.get("edApp")),
+        "federated_session_id": urn_id(entity_iri(event.get("federatedSession"))),
     }

@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple, Protocol
 
-import orjson
-
+from pipeline.core import jsontext
 from pipeline.core.errors import EventError
 
 DEFAULT_MAX_BYTES = 1024 * 1024
@@ -19,6 +18,7 @@ DEFAULT_MAX_BYTES = 1024 * 1024
 # JWT registered claims: not part of the live event. Dropping them keeps the event (and so
 # its event_id) the same whether a delivery was signed, re-signed later, or sent unsigned.
 REGISTERED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti"})
+_SIGNED_CANVAS_KEYS = REGISTERED_CLAIMS | {"metadata", "body"}
 
 _JWS_SHAPE = re.compile(rb"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 _WHITESPACE = b" \t\r\n"
@@ -39,8 +39,10 @@ class TokenVerifier(Protocol):
 class DecodedEvent(NamedTuple):
     """One live event out of a delivery, before normalization.
 
-    ``event`` is the Canvas ``{metadata, body}`` or one Caliper event (``data[i]``);
-    ``envelope`` is the Caliper envelope without ``data`` (None for Canvas and bare events).
+    ``event`` is the Canvas ``{metadata, body}`` (plus any other top-level key of the
+    delivery) or one Caliper item (``data[i]``, whatever JSON it is: normalize refuses an item
+    that is not an event, for that item alone); ``envelope`` is the Caliper envelope without
+    ``data`` (None for Canvas and bare events); ``index`` is ``i`` (None outside an envelope).
     """
 
     event: dict[str, Any]
@@ -48,6 +50,7 @@ class DecodedEvent(NamedTuple):
     signed: bool
     kid: str | None = None
     envelope: dict[str, Any] | None = None
+    index: int | None = None
 
 
 def _has_two_dots(body: bytes) -> bool:
@@ -64,9 +67,9 @@ def is_compact_jws(raw: bytes) -> bool:
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise EventError("invalid_json", f"body is not valid JSON: {exc.args[0] if exc.args else exc}") from None
+        value = jsontext.loads(raw)
+    except jsontext.InvalidJson as exc:
+        raise EventError("invalid_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise EventError("unknown_format", f"JSON body is a {type(value).__name__}, not an object")
     return value
@@ -78,14 +81,20 @@ def split_events(
     """Classify a decoded JSON object and split a Caliper envelope into its events.
 
     When ``signed``, ``obj`` is the JWT claims, and the registered claims beside the event
-    (``iss``, ``iat``, ``exp``, ...) are not part of it: a signed Canvas event is its
-    ``metadata`` and ``body`` (all that normalize and identity read), and the claims are
-    left out of a Caliper envelope or bare event.
+    (``iss``, ``iat``, ``exp``, ...) are not part of it: they are left out of a Canvas event,
+    a Caliper envelope or a bare event. Every other key is kept (a webhook's ``subscription``).
+
+    The items of an envelope are independent: each gives its own DecodedEvent (with its
+    index), and normalize refuses a bad item (an entity, a Caliper 1.0 event, not an object)
+    alone. An envelope holding no event at all (entities only) is refused whole.
     """
     metadata = obj.get("metadata")
     if isinstance(metadata, dict) and "body" in obj:
         if signed:
-            obj = {"metadata": metadata, "body": obj["body"]}
+            if _SIGNED_CANVAS_KEYS.issuperset(obj):  # the usual claims: the event is metadata + body
+                obj = {"metadata": metadata, "body": obj["body"]}
+            else:
+                obj = {k: v for k, v in obj.items() if k not in REGISTERED_CLAIMS}
         return [DecodedEvent(obj, "canvas", signed, kid)]
     data = obj.get("data")
     if isinstance(data, list):
@@ -96,20 +105,34 @@ def split_events(
         if signed:
             for claim in REGISTERED_CLAIMS.intersection(envelope):
                 del envelope[claim]
-        events = []
-        for i, item in enumerate(data):
-            if not isinstance(item, dict):
-                raise EventError("unknown_format", f"Caliper envelope data[{i}] is not an object")
-            events.append(DecodedEvent(item, "caliper", signed, kid, envelope))
-        return events
+        if len(data) == 1:  # Canvas sends one event per envelope
+            item = data[0]
+            if type(item) is not dict or "action" not in item:
+                _refuse_envelope_without_events(data)
+            return [DecodedEvent(item, "caliper", signed, kid, envelope, 0)]
+        if not any(type(item) is dict and "action" in item for item in data):
+            _refuse_envelope_without_events(data)
+        return [DecodedEvent(item, "caliper", signed, kid, envelope, i) for i, item in enumerate(data)]
     if "actor" in obj and "action" in obj and "type" in obj:
         if signed and not REGISTERED_CLAIMS.isdisjoint(obj):
             obj = {k: v for k, v in obj.items() if k not in REGISTERED_CLAIMS}
         return [DecodedEvent(obj, "caliper", signed, kid)]
+    if "action" in obj and "@type" in obj:
+        raise EventError("caliper_v1p0", "Caliper 1.0 event (@type/@id); send Caliper 1.1 or later")
     keys = ", ".join(sorted(str(k) for k in obj if not (signed and k in REGISTERED_CLAIMS))[:8])
     raise EventError(
         "unknown_format",
         f"object is neither a Canvas event (metadata+body) nor a Caliper envelope or event; keys: {keys}",
+    )
+
+
+def _refuse_envelope_without_events(data: list[Any]) -> None:
+    """An envelope none of whose items is an event: one rejection for the whole delivery."""
+    if not any(type(item) is dict for item in data):
+        raise EventError("unknown_format", f"Caliper envelope data holds {len(data)} items and no object")
+    raise EventError(
+        "missing_field",
+        f"Caliper envelope holds {len(data)} entities and no event (no item has an action)",
     )
 
 

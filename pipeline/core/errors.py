@@ -7,12 +7,15 @@ which raises ordinary exceptions so the runner retries.
 """
 from __future__ import annotations
 
+from typing import Any
+
 ERROR_TYPES: dict[str, str] = {
     # input shape
     "empty_body": "the delivery body is empty",
     "oversized": "the delivery body is larger than the configured limit",
     "invalid_json": "the body looks like JSON but does not parse",
     "unknown_format": "neither a Canvas event, a Caliper envelope/event, nor a compact JWS",
+    "caliper_v1p0": "a Caliper 1.0 event (@type, @id, IRI actions): only Caliper 1.1 and later are read",
     "empty_envelope": "a Caliper envelope whose data holds no events",
     # signature
     "malformed_jwt": "a compact JWS that does not decode (segments, base64url, JSON header or claims)",
@@ -36,17 +39,28 @@ class EventError(Exception):
     """A permanent rejection of one input, with a stable ``error_type`` and a message.
 
     Messages name what was wrong; they never contain the payload, a token or a key.
+    ``item`` is the index in a Caliper envelope's ``data`` of the one item refused (the
+    envelope's other items are not affected), None when the whole delivery is refused.
     """
 
-    def __init__(self, error_type: str, message: str):
+    def __init__(self, error_type: str, message: str, item: int | None = None):
         if error_type not in ERROR_TYPES:
             raise ValueError(f"unregistered error_type {error_type!r}")
         super().__init__(message)
         self.error_type = error_type
         self.message = message
+        self.item = item
 
     def __repr__(self) -> str:
-        return f"EventError({self.error_type!r}, {self.message!r})"
+        item = "" if self.item is None else f", item={self.item}"
+        return f"EventError({self.error_type!r}, {self.message!r}{item})"
 
-    def as_dict(self) -> dict[str, str]:
-        return {"error_type": self.error_type, "message": self.message}
+    def at_item(self, index: int) -> EventError:
+        """This rejection as the rejection of item ``index`` of an envelope (message says which)."""
+        return EventError(self.error_type, f"data[{index}]: {self.message}", index)
+
+    def as_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"error_type": self.error_type, "message": self.message}
+        if self.item is not None:
+            record["item"] = self.item
+        return record

@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from pipeline.core.jsontext import dumps_sorted
+
 EVENT_ID_HEX_CHARS = 32  # 128 bits of sha256: collision-free at any realistic volume
 # Copying an empty hash object skips OpenSSL's digest lookup by name, which hashlib.sha256()
 # repeats on every call (measurable on the hot path: once per event).
@@ -29,8 +31,11 @@ _SHA256 = hashlib.sha256()
 
 
 def canonical_json(obj: Any) -> bytes:
-    """Key-order-independent JSON bytes of ``obj``."""
-    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    """Key-order-independent JSON bytes of ``obj`` (numbers as jsontext.loads read them: exact)."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer beyond 64 bits (written exactly), or not JSON at all
+        return dumps_sorted(obj)
 
 
 def identity_part(event: dict[str, Any]) -> Any:

@@ -16,8 +16,15 @@ column) is taken out. The rules follow CATALOG.md sections 3, 4, 6 and 7:
   for names in ``CANVAS_OBJECTS`` the listed entity and body key; otherwise the entity is
   the event name without its last ``_word`` (``wiki_page_updated`` -> ``wiki_page``) and
   the id is ``body["<entity>_id"]`` (else ``body["id"]``); when no id is found both are None.
-* **Caliper format**: see caliper.caliper_fields; ``event_time`` is ``eventTime``, never
-  the envelope's ``sendTime``.
+* **Caliper format**: see caliper.caliper_fields (entities as objects or IRIs, Canvas names
+  only for Canvas's events); ``event_time`` is ``eventTime``, never the envelope's
+  ``sendTime``; ``sensor`` is the envelope's. An item of an envelope is refused alone: the
+  EventError names it (``item``, and ``data[i]:`` in the message). A Caliper 1.0 item is
+  ``caliper_v1p0``; an entity (no action) is ``missing_field``.
+* **Canvas format** keys beside ``metadata`` and ``body`` (a webhook's ``subscription``) are
+  kept whole in ``delivery_extra``; ``subscription_id`` is the subscription's id.
+* **Numbers keep their text**: events are parsed by ``jsontext.loads``, so the JSON columns
+  hold every number as sent, and an id column never holds a rounded value.
 * ``body`` is the JSON of the Canvas ``body`` (None when it is JSON null) or of the whole
   Caliper event; ``metadata`` the JSON of the Canvas ``metadata`` or of the Caliper
   envelope without ``data`` (``{}`` for a bare event). Both, and ``url``/``referrer``,
@@ -31,6 +38,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from pipeline.core import caliper
 from pipeline.core.decode import DecodedEvent
 from pipeline.core.errors import EventError
@@ -41,6 +50,7 @@ from pipeline.core.identity import (
     event_id_of_canonical,
     identity_part,
 )
+from pipeline.core.jsontext import Fragment, number_text
 from pipeline.core.scrub import scrub_text
 from pipeline.core.timestamps import UTC, parse_timestamp
 from schemas.events import ROW_COLUMNS
@@ -55,6 +65,7 @@ CANVAS_METADATA_COLUMNS: tuple[str, ...] = (
 )
 _CANVAS_COLUMN_SET = frozenset(CANVAS_METADATA_COLUMNS)
 _SCRUBBED_COLUMNS = ("url", "referrer")
+_EXACT_FLOAT_INTS = 2**53
 
 # Canvas events whose object is not "<event name minus verb>" + "<entity>_id" in the body:
 # event_name -> (object_type, path of keys to the id inside body).
@@ -87,7 +98,13 @@ def as_text(value: object, field: str) -> str | None:
     if kind is int:
         return str(value)
     if kind is float:
-        return str(int(value)) if value.is_integer() else repr(value)  # type: ignore[union-attr]
+        # Integral floats within double precision read as ids ("3.0" -> "3"); beyond it the
+        # digits int() would print were never sent, so the float's own text is kept.
+        if value.is_integer() and -_EXACT_FLOAT_INTS < value < _EXACT_FLOAT_INTS:  # type: ignore[union-attr]
+            return str(int(value))
+        return orjson.dumps(value).decode()
+    if kind is Fragment:  # a number kept as its exact text by jsontext.loads
+        return number_text(value)
     if kind is bool:
         return "true" if value else "false"
     if isinstance(value, str):  # str subclasses from non-JSON callers
@@ -102,7 +119,7 @@ def _json_kind(value: object) -> str:
 def _scalar_id(value: object) -> str | None:
     """Like as_text for derived ids, but a non-scalar gives None instead of a rejection."""
     kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
+    if kind is str or kind is int or kind is float or kind is bool or kind is Fragment or value is None:
         return as_text(value, "object_id")
     return None
 
@@ -156,6 +173,19 @@ def canvas_object(name: str, body: dict[str, Any] | None) -> tuple[str | None, s
 _EMPTY_ROW: dict[str, Any] = dict.fromkeys(ROW_COLUMNS)
 
 
+def _canvas_extras(event: dict[str, Any], row: dict[str, Any]) -> None:
+    """Keys of a Canvas delivery beside metadata and body (a webhook's ``subscription``): kept
+    whole in ``delivery_extra``, and the subscription's id in ``subscription_id``."""
+    extras = {k: v for k, v in event.items() if k != "metadata" and k != "body"}
+    if not extras:
+        return
+    row["delivery_extra"] = scrub_text(_canonical(extras, "delivery").decode())
+    subscription = extras.get("subscription")
+    subscription_id = caliper.entity_iri(subscription) if type(subscription) is dict else subscription
+    if subscription_id is not None:
+        row["subscription_id"] = _scalar_id(subscription_id)
+
+
 def _canvas_row(event: dict[str, Any]) -> dict[str, Any]:
     metadata = event.get("metadata")
     if type(metadata) is not dict:
@@ -176,6 +206,8 @@ def _canvas_row(event: dict[str, Any]) -> dict[str, Any]:
         if column in columns and value is not None:
             row[column] = value if type(value) is str else as_text(value, "metadata." + column)
     row["object_type"], row["object_id"] = canvas_object(name, body)
+    if len(event) > 2:
+        _canvas_extras(event, row)
     metadata_json = _canonical(metadata, "metadata")
     body_json = _canonical(body, "body")
     metadata_text = metadata_json.decode()
@@ -194,10 +226,20 @@ def _canvas_row(event: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _refuse_non_event(event: dict[str, Any]) -> None:
+    """Raise the precise rejection of a Caliper item that is not a Caliper 1.1 event, if it is one."""
+    if "type" not in event and ("@type" in event or "@id" in event):
+        raise EventError("caliper_v1p0", "Caliper 1.0 event (@type/@id); send Caliper 1.1 or later")
+    if "action" not in event and "actor" not in event and type(event.get("type")) is str:
+        raise EventError("missing_field",
+                         f"a Caliper {caliper.last_segment(event['type'])[:40]} entity, not an event: it has no action")
+
+
 def _caliper_row(event: dict[str, Any], envelope: dict[str, Any] | None) -> dict[str, Any]:
     for key in ("type", "action"):
         value = event.get(key)
         if value is None or value == "":
+            _refuse_non_event(event)
             raise EventError("missing_field", f"Caliper event has no {key}")
         if type(value) is not str:
             raise EventError("invalid_field", f"Caliper {key} is a JSON {_json_kind(value)}, not a string")
@@ -211,7 +253,16 @@ def _caliper_row(event: dict[str, Any], envelope: dict[str, Any] | None) -> dict
     event_json = _canonical(event, "event")
     body_text = event_json.decode()
     row["body"] = scrub_text(body_text)
-    row["metadata"] = scrub_text(_canonical(envelope, "envelope").decode()) if envelope else "{}"
+    if envelope:
+        row["metadata"] = scrub_text(_canonical(envelope, "envelope").decode())
+        sensor = envelope.get("sensor")
+        if type(sensor) is str:
+            row["sensor"] = sensor or None
+        elif sensor is not None:  # a sensor given as an object, or a number
+            sensor = caliper.entity_iri(sensor) if type(sensor) is dict else sensor
+            row["sensor"] = sensor if type(sensor) is str or sensor is None else as_text(sensor, "sensor")
+    else:
+        row["metadata"] = "{}"
     if row["body"] is not body_text:  # url and referrer come from the event, never the envelope
         _scrub_url_columns(row)
     if identity_part(event) is event:
@@ -226,15 +277,20 @@ def normalize(decoded: DecodedEvent, *, received_at: datetime | None = None) -> 
 
     ``received_at`` must be None or an aware datetime (a naive one is a caller bug: ValueError).
     """
-    event, source_format, signed, kid, envelope = decoded
-    if type(event) is not dict:
-        raise EventError("unknown_format", f"event is a JSON {_json_kind(event)}, not an object")
-    if source_format == "canvas":
-        row = _canvas_row(event)
-    elif source_format == "caliper":
-        row = _caliper_row(event, envelope)
-    else:
-        raise EventError("unknown_format", f"unknown source format {source_format!r}")
+    event, source_format, signed, kid, envelope, index = decoded
+    try:
+        if type(event) is not dict:
+            raise EventError("unknown_format", f"event is a JSON {_json_kind(event)}, not an object")
+        if source_format == "canvas":
+            row = _canvas_row(event)
+        elif source_format == "caliper":
+            row = _caliper_row(event, envelope)
+        else:
+            raise EventError("unknown_format", f"unknown source format {source_format!r}")
+    except EventError as error:
+        if index is None:
+            raise
+        raise error.at_item(index) from None
     if received_at is not None:
         if received_at.tzinfo is not UTC:
             if received_at.tzinfo is None or received_at.utcoffset() is None:

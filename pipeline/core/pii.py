@@ -12,7 +12,8 @@ and ``user_agent`` (``PII_COLUMNS``). The modes:
 The same values also sit inside the raw ``metadata`` and ``body`` JSON columns (the
 Canvas metadata; Caliper ``actor.extensions`` and event ``extensions``; user bodies), so
 for hash/drop every JSON key in ``PII_JSON_KEYS`` is rewritten the same way, at any depth,
-in both columns: the column and the JSON agree and nothing is left behind under those keys.
+in those columns (and ``delivery_extra``): the column and the JSON agree and nothing is left
+behind under those keys.
 ``PII_JSON_KEYS`` adds to the column names the keys that hold the same kind of data in
 bodies: ``student_sis_id`` (grade_change), ``sis_id`` (Caliper assignee extensions),
 ``user_name`` (enrollment events) and ``email`` (course_completed/course_progress user).
@@ -31,12 +32,12 @@ import hmac
 from functools import lru_cache
 from typing import Any, Callable
 
-import orjson
+from pipeline.core import jsontext
 
 PII_COLUMNS: tuple[str, ...] = ("user_login", "user_sis_id", "client_ip", "user_agent")
 PII_MODES: tuple[str, ...] = ("keep", "hash", "drop")
 PII_JSON_KEYS: frozenset[str] = frozenset(PII_COLUMNS) | {"student_sis_id", "sis_id", "user_name", "email"}
-_JSON_COLUMNS = ("metadata", "body")
+_JSON_COLUMNS = ("metadata", "body", "delivery_extra")
 
 
 @lru_cache(maxsize=8)
@@ -65,7 +66,8 @@ def _rewrite(node: Any, replace: Callable[[Any], Any]) -> Any:
 def _rewrite_json(text: str | None, replace: Callable[[Any], Any]) -> str | None:
     if text is None:
         return None
-    return orjson.dumps(_rewrite(orjson.loads(text), replace)).decode()
+    # jsontext, not orjson: the rewritten column keeps every other number's exact text
+    return jsontext.dumps_sorted(_rewrite(jsontext.loads(text), replace)).decode()
 
 
 def apply_pii(row: dict[str, Any], mode: str, salt: str | None = None) -> dict[str, Any]:
@@ -85,7 +87,7 @@ def apply_pii(row: dict[str, Any], mode: str, salt: str | None = None) -> dict[s
         def replace(value: Any) -> Any:
             if value is None:
                 return None
-            text = value if type(value) is str else orjson.dumps(value).decode()
+            text = value if type(value) is str else jsontext.dumps_sorted(value).decode()
             return pii_hash(text, salt)
     else:
 

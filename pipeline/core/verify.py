@@ -1,6 +1,7 @@
 """Verify Canvas-signed deliveries: RS256 compact JWS, key by ``kid`` from a :class:`KeyStore`.
 
-The hot path splits the token, base64url-decodes with ``binascii``, parses with ``orjson`` and
+The hot path splits the token, base64url-decodes with ``binascii``, parses the header with
+``orjson`` and the claims with ``pipeline.core.jsontext`` (numbers keep their exact text), and
 verifies PKCS#1 v1.5 / SHA-256 with ``cryptography`` directly: PyJWT's ``decode`` validates
 base64 character by character in Python and is several times slower (see shared/STACK.md).
 The same checks done by PyJWT are the reference, kept in the dev kit
@@ -27,8 +28,8 @@ The checks, in order (the first failure decides the ``error_type``):
 10. ``iss`` present and not the expected issuer (``issuer=None`` skips)  -> ``bad_issuer``
 
 Time claims are truncated to whole seconds as PyJWT does. ``jku``, ``x5u``, ``jwk`` and
-``x5c`` headers are ignored: keys come from the configured JWKS only. JSON is orjson's strict
-RFC 8259 (integers beyond 64 bits read as floats).
+``x5c`` headers are ignored: keys come from the configured JWKS only. JSON is strict RFC 8259
+(``jsontext``: msgspec; integers of any size read exactly).
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from pipeline.core import jsontext
 from pipeline.core.decode import VerifiedToken
 from pipeline.core.errors import EventError
 from pipeline.core.jwks import KeyStore
@@ -114,6 +116,8 @@ def _numeric_date(value: Any, name: str) -> int:
     kind = type(value)
     if kind is int:
         return value
+    if kind is jsontext.Fragment:  # a float literal kept as its exact text (e.g. 1.5e9)
+        value, kind = float(jsontext.number_text(value)), float
     if kind is float and math.isfinite(value):
         return int(value)
     raise _malformed(f"JWT {name} claim is not a finite number")
@@ -130,10 +134,12 @@ _ABSENT: Any = object()
 _MAX_CHECKED_HEADERS = 64
 
 
-def _json_object(data: bytes, name: str) -> dict[str, Any]:
+def _json_object(data: bytes, name: str, loads: Callable[[bytes], Any] = orjson.loads) -> dict[str, Any]:
+    """The header (orjson: it holds no number of interest) or, with ``jsontext.loads``, the
+    claims, whose numbers must keep their exact text."""
     try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError:
+        value = loads(data)
+    except (orjson.JSONDecodeError, jsontext.InvalidJson):
         raise _malformed(f"JWS {name} is not valid JSON") from None
     if not isinstance(value, dict):
         raise _malformed(f"JWS {name} is not a JSON object")
@@ -203,7 +209,7 @@ class JwtVerifier:
                        _PKCS1V15, _SHA256)
         except InvalidSignature:
             raise EventError("bad_signature", f"RS256 signature does not verify with key {kid[:64]!r}") from None
-        claims = _json_object(payload_json, "payload")
+        claims = _json_object(payload_json, "payload", jsontext.loads)
         self._check_claims(claims)
         return VerifiedToken(claims, kid)
 

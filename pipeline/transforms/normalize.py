@@ -52,8 +52,10 @@ class NormalizeEvents(beam.PTransform):
     as int microseconds; ``pipeline.parquet.tuple_to_row`` gives the dict back).
 
     Outputs: main (``rows``) and ``dead_letter`` (events that cannot be normalized, e.g.
-    ``bad_timestamp``, ``missing_field``, ``invalid_field``; the record holds the whole
-    original delivery, so one bad event of an envelope dead-letters that envelope's bytes).
+    ``bad_timestamp``, ``missing_field``, ``invalid_field``, ``caliper_v1p0``). The record
+    holds the whole original delivery; for one bad item of a Caliper envelope its ``item``
+    is that item's index in ``data`` (and the message says ``data[i]``), while the
+    envelope's other events still become rows.
     """
 
     def __init__(self, pii: str = "keep", pii_salt: str | None = None):

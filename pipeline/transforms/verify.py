@@ -52,10 +52,12 @@ class _VerifyAndDecodeFn(beam.DoFn):
 
 
 class VerifyAndDecode(beam.PTransform):
-    """``Delivery`` -> ``PendingEvent`` per event (a Caliper envelope of N events gives N).
+    """``Delivery`` -> ``PendingEvent`` per event (a Caliper envelope of N items gives N).
 
     Outputs: main (``events``) and ``dead_letter`` (records for deliveries that do not decode,
-    fail verification, or are unsigned when that is not allowed).
+    fail verification, or are unsigned when that is not allowed, or envelopes holding no event).
+    The items of an envelope travel on independently: a bad item (an entity beside events, a
+    Caliper 1.0 event) is refused by NormalizeEvents for itself alone, with its index.
     """
 
     def __init__(self, jwks_sources: Sequence[str] | None, *, allow_unsigned: bool,

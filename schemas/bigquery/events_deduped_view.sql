@@ -40,6 +40,12 @@ SELECT
   metadata,
   signed,
   kid,
+  actor_iri,
+  ed_app_id,
+  federated_session_id,
+  sensor,
+  subscription_id,
+  delivery_extra,
   event_date,
   event_name
 FROM `${PROJECT}.${DATASET}.events`

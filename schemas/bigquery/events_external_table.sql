@@ -37,7 +37,13 @@ CREATE OR REPLACE EXTERNAL TABLE `${PROJECT}.${DATASET}.events`
   body STRING OPTIONS(description="The event-specific payload as JSON (Canvas body, or the Caliper event)."),
   metadata STRING OPTIONS(description="The whole envelope as JSON, so that nothing of the input is lost."),
   signed BOOLEAN OPTIONS(description="True when the delivery was a verified JWT."),
-  kid STRING OPTIONS(description="Key id that verified the delivery.")
+  kid STRING OPTIONS(description="Key id that verified the delivery."),
+  actor_iri STRING OPTIONS(description="IRI of the acting agent as sent (Caliper actor id, or the actor given as an IRI), for any producer."),
+  ed_app_id STRING OPTIONS(description="IRI of the Caliper edApp: the application the event happened in."),
+  federated_session_id STRING OPTIONS(description="Id of the Caliper federatedSession (e.g. the LMS's LTI launch session); Canvas URNs as bare ids."),
+  sensor STRING OPTIONS(description="The Caliper envelope's sensor: which system sent the event."),
+  subscription_id STRING OPTIONS(description="Webhook subscription id (subscription.id of a delivery that names its subscription)."),
+  delivery_extra STRING OPTIONS(description="Top-level keys of a Canvas-format delivery beside metadata and body, as JSON; null when none.")
 )
 WITH PARTITION COLUMNS (
   event_date DATE,

@@ -85,7 +85,7 @@ def test_batch_replay_of_signed_corpus(tmp_path: Path, signer: DemoSigner, capfd
         sign(unknown, payloads[2]): ("VerifyAndDecode", "unknown_kid"),
         signer.sign({**expired_payload, "exp": int(time.time()) - 3600}): ("VerifyAndDecode", "expired"),
         sign(signer, bad_time): ("NormalizeEvents", "bad_timestamp"),
-        sign(signer, half_bad): ("NormalizeEvents", "bad_timestamp"),  # its good event is written
+        (half_bad_raw := sign(signer, half_bad)): ("NormalizeEvents", "bad_timestamp"),  # its good event is written
     }
     lines = good + duplicates + list(garbage) + [sign(signer, two_good)]
     source = tmp_path / "deliveries.txt"
@@ -114,6 +114,9 @@ def test_batch_replay_of_signed_corpus(tmp_path: Path, signer: DemoSigner, capfd
     assert Counter((r["stage"], r["error_type"]) for r in records) == Counter(garbage.values())
     assert Counter(payload_of(r) for r in records) == Counter(list(garbage))
     assert {r["attributes"]["source_file"] for r in records} == {str(source)}
+    # only the half-bad envelope's second event is refused by itself: its record names data[1]
+    assert Counter(r["item"] for r in records) == Counter({None: len(records) - 1, 1: 1})
+    assert [payload_of(r) for r in records if r["item"] == 1] == [half_bad_raw]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", r["failed_at"]) for r in records)
 
     # Nothing lost: every input event is a row, a dropped duplicate or a dead letter.

@@ -190,3 +190,25 @@ def test_normalize_fn_dead_letters_the_whole_original_delivery() -> None:
     validate_row(row)
     assert row["received_at"] == delivery.received_at
     assert row["user_login"] and row["user_login"] != normalize(event)["user_login"]  # --pii=hash applied
+
+
+def test_normalize_fn_dead_letters_one_bad_item_of_an_envelope_with_its_index() -> None:
+    # IMS's mixed batch shape: an entity beside events. The events are rows; the entity alone
+    # is a dead letter naming data[1], holding the original delivery bytes.
+    envelope = json.loads(json.dumps(next(p for p in corpus_payloads() if "data" in p)))
+    second = json.loads(json.dumps(envelope["data"][0]))
+    second["id"] = "urn:uuid:00000000-0000-4000-8000-000000000002"
+    envelope["data"] = [envelope["data"][0], {"id": "https://x.example/users/9", "type": "Person"}, second]
+    raw = json.dumps(envelope).encode()
+    delivery = Delivery(raw, {"k": "v"}, None)
+    fn = _NormalizeFn("keep", None)
+    fn.setup()
+    outputs = [out for event in decode_delivery(raw, verifier=None, allow_unsigned=True)
+               for out in fn.process(PendingEvent(event, delivery))]
+    dead = [o.value for o in outputs if isinstance(o, TaggedOutput)]
+    rows = [tuple_to_row(o) for o in outputs if not isinstance(o, TaggedOutput)]
+    assert [r["caliper_event_id"] for r in rows] == [envelope["data"][0]["id"], second["id"]]
+    [record] = dead
+    assert (record["error_type"], record["item"]) == ("missing_field", 1)
+    assert record["message"].startswith("data[1]: ") and "Person" in record["message"]
+    assert decode_payload(record) == raw and record["attributes"] == {"k": "v"}

@@ -65,7 +65,8 @@ def test_staged_bundle_imports_and_serves_without_the_repo(
     assert (dist / "main.py").is_file()
     requirements = (dist / "requirements.txt").read_text().splitlines()
     pins = dict(line.split("==") for line in requirements if line and not line.startswith("#"))
-    assert set(pins) == {"functions-framework", "google-cloud-pubsub", "google-cloud-storage", "PyJWT", "cryptography", "orjson"}
+    assert set(pins) == {"functions-framework", "google-cloud-pubsub", "google-cloud-storage", "PyJWT", "cryptography",
+                         "orjson", "msgspec"}
     for name, pinned in pins.items():
         assert pinned == version(name) and re.fullmatch(r"[0-9][0-9A-Za-z.+-]*", pinned)
 
@@ -181,10 +182,14 @@ def test_every_bundled_module_imports_with_only_the_bundle_and_its_requirements(
             continue
         closure.add(module)
         for name in _imports(REPO / module):
-            parts = name.partition(":")[0].split(".")
+            module_name, _, attribute = name.partition(":")
+            parts = module_name.split(".")
             if parts[0] == "pipeline":
                 path = Path(*parts).with_suffix(".py")
                 todo += [path] if (REPO / path).is_file() else [Path(*parts, "__init__.py")]
+                submodule = Path(*parts, attribute).with_suffix(".py")  # from package import module
+                if attribute and (REPO / submodule).is_file():
+                    todo.append(submodule)
     assert bundled == sorted(closure)
     assert Path("pipeline/core/normalize.py") not in bundled  # imports schemas and pyarrow
 
