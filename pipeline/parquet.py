@@ -4,8 +4,9 @@ The Beam writer (``pipeline.transforms.write``) only moves bytes; everything tha
 what a file contains and what it is called lives here, pure and testable without Beam:
 a check that a row fits ``FILE_SCHEMA`` (so a bad row is dead-lettered at normalization,
 where its raw payload is still at hand, instead of failing a whole file at write time),
-a stable row order, sharding of very large partitions, and file names derived only from
-(window, pane, shard) so a retried write overwrites instead of duplicating.
+a stable row order, sharding of very large partitions, and file names derived from
+(window, pane, shard) and the run, so a retried write overwrites its own file instead of
+duplicating it and a second run never replaces the first run's files.
 
 Between the stages a row travels as a *row tuple*: its values in ``ROW_COLUMNS`` order,
 timestamps as int microseconds since the epoch (UTC). Every element crossing a shuffle is
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -34,6 +36,7 @@ COMPRESSION = "zstd"  # BigQuery external tables and DuckDB read zstd Parquet
 # about a sixth of a small file's bytes. Every other column keeps its statistics.
 UNSTATISTICAL_COLUMNS = frozenset({"body", "metadata", "url", "referrer", "user_agent"})
 MAX_ROWS_PER_FILE = 100_000
+RUN_ID_HEX_CHARS = 12
 TEMP_PREFIX = ".tmp-"  # dot-prefixed: BigQuery, DuckDB and Hive readers skip it
 
 _ROW_TYPES: dict[str, tuple[type, bool]] = {}
@@ -202,15 +205,23 @@ def _stamp(micros: int) -> str:
     return datetime.fromtimestamp(micros / 1e6, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
-def part_file_name(window_start_micros: int, window_end_micros: int, pane_index: int, shard_index: int,
-                   extension: str = ".parquet") -> str:
-    """``part-<start>-<end>-p<pane>-s<shard><ext>``, times as UTC ``YYYYMMDDTHHMMSSZ``.
+def new_run_id() -> str:
+    """A short id unique to one run (one job), put in every file name it writes."""
+    return uuid.uuid4().hex[:RUN_ID_HEX_CHARS]
 
-    Derived only from the window, the pane and the shard, so a retried bundle writes the
-    same name and overwrites its earlier attempt instead of adding a duplicate file.
+
+def part_file_name(window_start_micros: int, window_end_micros: int, pane_index: int, shard_index: int,
+                   extension: str = ".parquet", run_id: str = "") -> str:
+    """``part-<start>-<end>-p<pane>-s<shard>-<run><ext>``, times as UTC ``YYYYMMDDTHHMMSSZ``.
+
+    Within one run the name depends only on the window, the pane and the shard, so a
+    retried bundle writes the same name and overwrites its earlier attempt instead of
+    adding a duplicate file. ``run_id`` (fixed when the graph is built) keeps two runs that
+    write the same window (two replays, a restarted stream) from replacing each other's files.
     """
+    run = f"-{run_id}" if run_id else ""
     return (f"part-{_stamp(window_start_micros)}-{_stamp(window_end_micros)}"
-            f"-p{pane_index}-s{shard_index:03d}{extension}")
+            f"-p{pane_index}-s{shard_index:03d}{run}{extension}")
 
 
 def temp_name_for(final_name: str, attempt: str) -> str:

@@ -5,8 +5,10 @@ file per (partition, window, pane) through ``FileSystems`` (local and gs:// alik
 ``fileio.WriteToFiles``, which loses data in nested ``key=value/`` directories (STACK.md
 trap 5). Each file is written to a dot-prefixed temp name in its final directory and then
 renamed, so readers only ever see complete files; names come from (window, pane, shard)
-only (``pipeline.parquet.part_file_name``), so a retried bundle overwrites its own earlier
-attempt. A write error raises: the runner retries the bundle.
+and a run id fixed when the graph is built (``pipeline.parquet.part_file_name``), so a
+retried bundle overwrites its own earlier attempt while a second job writing the same
+window (another replay, a restarted stream) adds files beside the first job's instead of
+replacing them. A write error raises: the runner retries the bundle.
 
 The window's bounds travel in the grouping key, so the writers name files from the key.
 In batch that lets the grouping run in the global window (``_GroupPerWindow``): the
@@ -27,6 +29,7 @@ from apache_beam.utils.timestamp import Duration
 from pipeline.deadletter import encode_records
 from pipeline.parquet import (
     MAX_ROWS_PER_FILE,
+    new_run_id,
     RowTuple,
     part_file_name,
     rows_to_parquet_bytes,
@@ -106,9 +109,10 @@ class WindowByArrival(beam.PTransform):
 
 
 class _WriteParquetFn(beam.DoFn):
-    def __init__(self, output: str, max_rows_per_file: int):
+    def __init__(self, output: str, max_rows_per_file: int, run_id: str):
         self._output = output
         self._max_rows = max_rows_per_file
+        self._run_id = run_id
 
     def setup(self) -> None:
         self._rows_written = counter("rows_written")
@@ -119,7 +123,7 @@ class _WriteParquetFn(beam.DoFn):
         (partition, start, end), rows = keyed
         directory = FileSystems.join(self._output, partition)
         for index, chunk in enumerate(shard(sorted_rows(rows), self._max_rows)):
-            path = FileSystems.join(directory, part_file_name(start, end, pane.index, index))
+            path = FileSystems.join(directory, part_file_name(start, end, pane.index, index, run_id=self._run_id))
             write_atomically(path, rows_to_parquet_bytes(chunk))
             self._rows_written.inc(len(chunk))
             self._files_written.inc()
@@ -137,24 +141,26 @@ class WritePartitionedParquet(beam.PTransform):
     Output: the paths written.
     """
 
-    def __init__(self, output: str, max_rows_per_file: int = MAX_ROWS_PER_FILE):
+    def __init__(self, output: str, max_rows_per_file: int = MAX_ROWS_PER_FILE, run_id: str | None = None):
         super().__init__()
         self.output = output
         self.max_rows_per_file = max_rows_per_file
+        self.run_id = run_id or new_run_id()  # fixed here, when the graph is built
 
     def expand(self, rows: beam.PCollection) -> beam.PCollection:
         return (
             rows
             | "KeyByPartition" >> beam.Map(_partition_keyed).with_output_types(Tuple[WindowKey, Any])
             | "GroupByPartition" >> _GroupPerWindow()
-            | "WriteFiles" >> beam.ParDo(_WriteParquetFn(self.output, self.max_rows_per_file))
+            | "WriteFiles" >> beam.ParDo(_WriteParquetFn(self.output, self.max_rows_per_file, self.run_id))
         )
 
 
 class _WriteDeadLettersFn(beam.DoFn):
-    def __init__(self, output: str, max_records_per_file: int):
+    def __init__(self, output: str, max_records_per_file: int, run_id: str):
         self._output = output
         self._max = max_records_per_file
+        self._run_id = run_id
 
     def setup(self) -> None:
         self._written = counter("dead_letters_written")
@@ -165,7 +171,7 @@ class _WriteDeadLettersFn(beam.DoFn):
         records = sorted(records, key=lambda r: (r["failed_at"], r["payload"]))
         directory = FileSystems.join(self._output, DEAD_LETTER_DIR_PREFIX + window_date(start))
         for index, chunk in enumerate(shard(records, self._max)):
-            path = FileSystems.join(directory, part_file_name(start, end, pane.index, index, ".jsonl"))
+            path = FileSystems.join(directory, part_file_name(start, end, pane.index, index, ".jsonl", self._run_id))
             write_atomically(path, encode_records(list(chunk)))
             self._written.inc(len(chunk))
             yield path
@@ -177,20 +183,21 @@ def _window_keyed(record: dict[str, Any], win: Any = beam.DoFn.WindowParam) -> t
 
 class WriteDeadLetters(beam.PTransform):
     """Windowed dead-letter records -> JSON-lines files
-    ``{output}/arrival_date=D/part-<start>-<end>-p<pane>-s<shard>.jsonl`` (D: window start date).
+    ``{output}/arrival_date=D/part-<start>-<end>-p<pane>-s<shard>-<run>.jsonl`` (D: window start date).
 
     One file per window per pane. Output: the paths written.
     """
 
-    def __init__(self, output: str, max_records_per_file: int = MAX_ROWS_PER_FILE):
+    def __init__(self, output: str, max_records_per_file: int = MAX_ROWS_PER_FILE, run_id: str | None = None):
         super().__init__()
         self.output = output
         self.max_records_per_file = max_records_per_file
+        self.run_id = run_id or new_run_id()  # fixed here, when the graph is built
 
     def expand(self, records: beam.PCollection) -> beam.PCollection:
         return (
             records
             | "KeyByWindow" >> beam.Map(_window_keyed).with_output_types(Tuple[WindowKey, Any])
             | "GroupByWindow" >> _GroupPerWindow()
-            | "WriteFiles" >> beam.ParDo(_WriteDeadLettersFn(self.output, self.max_records_per_file))
+            | "WriteFiles" >> beam.ParDo(_WriteDeadLettersFn(self.output, self.max_records_per_file, self.run_id))
         )
