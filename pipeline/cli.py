@@ -6,6 +6,8 @@ Subcommands:
              rejected, 2 on a usage error (including a JWKS that cannot be loaded).
   run        the Beam pipeline (streaming from Pub/Sub or batch replay from files); every
              option of `python -m pipeline.main`.
+  compact    rewrite old partitions of the output as few large files without duplicates
+             (`pipeline.compact`).
 """
 from __future__ import annotations
 
@@ -123,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="canvas-events",
         description="Canvas LMS Live Events: verify, normalize and land events as Parquet.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{normalize,run}")
+    sub = parser.add_subparsers(dest="command", metavar="{normalize,run,compact}")
     normalize_parser = sub.add_parser(
         "normalize", help="normalize raw delivery bodies (one per line) to JSON rows",
         description="Read raw delivery bodies, one per line; write one JSON row per event to stdout and "
@@ -131,11 +133,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _add_normalize_args(normalize_parser)
     sub.add_parser("run", help="run the Beam pipeline (see `canvas-events run --help`)", add_help=False)
+    sub.add_parser("compact", help="compact old partitions: few large files, no duplicates "
+                                   "(see `canvas-events compact --help`)", add_help=False)
 
     if argv[:1] == ["run"]:
         # The pipeline owns its options (one PipelineOptions class); pass everything through.
         from pipeline.main import run
         return run(argv[1:])
+    if argv[:1] == ["compact"]:
+        from pipeline.compact import main as compact_main
+        return compact_main(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "normalize":
         return cmd_normalize(args)

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.core.errors import EventError
@@ -190,11 +191,48 @@ def rows_to_table(rows: Sequence[RowTuple]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=FILE_SCHEMA)
 
 
-def table_to_parquet_bytes(table: pa.Table, compression: str = COMPRESSION) -> bytes:
+def table_to_parquet_bytes(table: pa.Table, compression: str = COMPRESSION,
+                           row_group_size: int | None = None) -> bytes:
     sink = pa.BufferOutputStream()
     statistics = [name for name in table.schema.names if name not in UNSTATISTICAL_COLUMNS]
-    pq.write_table(table, sink, compression=compression, write_statistics=statistics)
+    pq.write_table(table, sink, compression=compression, write_statistics=statistics,
+                   row_group_size=row_group_size)
     return sink.getvalue().to_pybytes()
+
+
+def dedupe_keys(table: pa.Table) -> pa.ChunkedArray:
+    """``pipeline.core.identity.dedupe_key`` of every row of a file table, computed by Arrow."""
+    request, job, event = table["request_id"], table["job_id"], table["event_id"]
+    has_request = pc.fill_null(pc.not_equal(request, ""), False)
+    has_job = pc.fill_null(pc.not_equal(job, ""), False)
+    prefix = pc.if_else(has_request, pc.binary_join_element_wise("r:", request, ""),
+                        pc.if_else(has_job, pc.binary_join_element_wise("j:", job, ""), "-"))
+    return pc.binary_join_element_wise(prefix, event, "|")
+
+
+_UNKNOWN_LAST = 2**63 - 1
+
+
+def dedupe_table(table: pa.Table) -> tuple[pa.Table, int]:
+    """One row per dedupe key, the copy received first; returns (rows, duplicates dropped).
+
+    "First" is the smallest ``received_at`` (unknown last); copies received at the same
+    moment (one replay stamps every line alike) are told apart by ``kid`` and then by
+    their position, so the choice does not depend on the order files were listed in when
+    the copies are equal. The rows come back sorted by (event_time, event_id), which
+    makes row-group statistics on event_time prune.
+    """
+    count = table.num_rows
+    if count == 0:
+        return table, 0
+    received = pc.fill_null(table["received_at"].cast(pa.int64()), _UNKNOWN_LAST)
+    keyed = pa.table({"k": dedupe_keys(table), "r": received, "kid": pc.fill_null(table["kid"], "")})
+    order = pc.sort_indices(keyed, sort_keys=[("r", "ascending"), ("kid", "ascending")])
+    in_order = pa.table({"k": keyed["k"].take(order), "i": pa.array(range(count), pa.int64())})
+    firsts = in_order.group_by("k", use_threads=False).aggregate([("i", "min")])["i_min"]
+    kept = table.take(order.take(firsts))
+    kept = kept.take(pc.sort_indices(kept, sort_keys=[("event_time", "ascending"), ("event_id", "ascending")]))
+    return kept, count - kept.num_rows
 
 
 def rows_to_parquet_bytes(rows: Sequence[RowTuple], compression: str = COMPRESSION) -> bytes:
