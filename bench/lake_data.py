@@ -46,10 +46,10 @@ class SyntheticDay:
     names: list[str]
 
 
-def _event(template: RowTuple, i: int, event_time: int, name: str) -> list:
+def _event(template: RowTuple, ident: str, event_time: int, name: str) -> list:
     row = list(template)
-    row[_ID] = hashlib.sha256(b"synthetic-%d" % i).hexdigest()[:32]
-    row[_REQUEST] = f"synthetic-{i:09d}"
+    row[_ID] = hashlib.sha256(ident.encode()).hexdigest()[:32]
+    row[_REQUEST] = ident
     row[_JOB] = None
     row[_TIME] = event_time
     row[_NAME] = name
@@ -79,7 +79,7 @@ def write_day(root: str | Path, day: date, *, names: int = 80, windows: int = 28
         k = rng.randrange(names)
         w = rng.randrange(windows)
         event_time = day_start + w * WINDOW_MICROS + rng.randrange(WINDOW_MICROS)
-        row = _event(templates[i % len(templates)], i, event_time, event_names[k])
+        row = _event(templates[i % len(templates)], f"synthetic-{day}-{i:09d}", event_time, event_names[k])
         row[_RECEIVED] = event_time + rng.randrange(1_000_000, 30_000_000)
         cells.setdefault((w, k), []).append(tuple(row))
         written.append((w, k, row))
