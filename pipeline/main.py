@@ -26,6 +26,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.options import (
     CanvasEventsOptions,
+    CompactOptions,
     is_streaming,
     preflight,
     preflight_io,
@@ -129,6 +130,7 @@ def help_text() -> str:
         epilog="Every standard Apache Beam option is accepted too (--runner, --project, --region, "
                "--temp_location, --streaming, ...).")
     CanvasEventsOptions._add_argparse_args(parser)
+    CompactOptions._add_argparse_args(parser)
     return parser.format_help()
 
 
