@@ -32,7 +32,10 @@ from pipeline.parquet import (
     new_run_id,
     RowTuple,
     part_file_name,
+    dedupe_table,
     rows_to_parquet_bytes,
+    rows_to_table,
+    table_to_parquet_bytes,
     shard,
     sorted_rows,
     temp_name_for,
@@ -40,6 +43,8 @@ from pipeline.parquet import (
     window_date,
 )
 from pipeline.transforms.common import counter
+
+BATCH_ROWS = 20_000  # rows per partition buffered in one bundle before they are handed on
 
 # Elements are stamped on arrival, so none should be late; if a runner still sees some
 # (e.g. held watermarks), they are written in a later pane (p1, p2...) instead of dropped.
@@ -200,4 +205,93 @@ class WriteDeadLetters(beam.PTransform):
             | "KeyByWindow" >> beam.Map(_window_keyed).with_output_types(Tuple[WindowKey, Any])
             | "GroupByWindow" >> _GroupPerWindow()
             | "WriteFiles" >> beam.ParDo(_WriteDeadLettersFn(self.output, self.max_records_per_file, self.run_id))
+        )
+
+
+class _BatchPerPartitionFn(beam.DoFn):
+    """Row tuples (global window, stamped on arrival) -> ``((partition, start, end), [row
+    tuples])``, one list per key per bundle (or per BATCH_ROWS rows): the shuffle then moves a
+    few large elements instead of one element per row. (start, end) is the fixed arrival
+    window of ``window_seconds`` the stamp falls in, as WindowByArrival would assign it."""
+
+    def __init__(self, window_seconds: int):
+        self._window_micros = window_seconds * 1_000_000
+
+    def start_bundle(self) -> None:
+        self._batches: dict[WindowKey, list[RowTuple]] = {}
+
+    def process(self, row: RowTuple, ts: Any = beam.DoFn.TimestampParam) -> Iterator[Any]:
+        start = ts.micros - ts.micros % self._window_micros
+        key = (tuple_partition_path(row), start, start + self._window_micros)
+        batch = self._batches.get(key)
+        if batch is None:
+            batch = self._batches[key] = []
+        batch.append(row)
+        if len(batch) >= BATCH_ROWS:
+            del self._batches[key]
+            yield window.GlobalWindows.windowed_value((key, batch))
+
+    def finish_bundle(self) -> Iterator[Any]:
+        for key, batch in self._batches.items():
+            yield window.GlobalWindows.windowed_value((key, batch))
+        self._batches = {}
+
+
+class _WriteDedupedFn(beam.DoFn):
+    def __init__(self, output: str, max_rows_per_file: int, run_id: str):
+        self._output = output
+        self._max_rows = max_rows_per_file
+        self._run_id = run_id
+
+    def setup(self) -> None:
+        self._rows_written = counter("rows_written")
+        self._files_written = counter("files_written")
+        self._dropped = counter("duplicates_dropped")
+
+    def process(self, keyed: tuple[WindowKey, Iterable[list[RowTuple]]]) -> Iterator[str]:
+        (partition, start, end), batches = keyed
+        kept, dropped = dedupe_table(rows_to_table([row for batch in batches for row in batch]))
+        self._dropped.inc(dropped)
+        directory = FileSystems.join(self._output, partition)
+        for index, offset in enumerate(range(0, max(kept.num_rows, 1), self._max_rows)):
+            chunk = kept.slice(offset, self._max_rows)
+            path = FileSystems.join(directory, part_file_name(start, end, 0, index, run_id=self._run_id))
+            write_atomically(path, table_to_parquet_bytes(chunk))
+            self._rows_written.inc(chunk.num_rows)
+            self._files_written.inc()
+            yield path
+
+
+class WriteDedupedPartitions(beam.PTransform):
+    """Batch: row tuples stamped on arrival -> one row per dedupe key, written as Parquet files
+    ``{output}/event_date=D/event_name=N/part-<start>-<end>-p0-s<shard>-<run>.parquet``.
+
+    "Group by partition, drop repeated dedupe keys, write": the dedupe is
+    ``pipeline.parquet.dedupe_table``, the one compaction uses (first-received copy kept).
+    In batch every copy of an event lands in the same partition (it comes from the event)
+    and the same window (a replay stamps every line with one arrival time), so this one
+    shuffle replaces a dedupe shuffle per event plus a write shuffle per row. Streaming keeps
+    ``DedupeEvents`` (state across windows) and ``WritePartitionedParquet``. Dropped copies
+    are counted (``duplicates_dropped``). Output: the paths written.
+    """
+
+    def __init__(self, output: str, window_seconds: int, max_rows_per_file: int = MAX_ROWS_PER_FILE,
+                 run_id: str | None = None):
+        super().__init__()
+        if not isinstance(window_seconds, int) or window_seconds <= 0:
+            raise ValueError(f"window_seconds must be a positive int, got {window_seconds!r}")
+        self.output = output
+        self.window_seconds = window_seconds
+        self.max_rows_per_file = max_rows_per_file
+        self.run_id = run_id or new_run_id()  # fixed here, when the graph is built
+
+    def expand(self, rows: beam.PCollection) -> beam.PCollection:
+        if not rows.is_bounded:
+            raise ValueError("WriteDedupedPartitions is for bounded input; streaming uses DedupeEvents")
+        return (
+            rows
+            | "BatchPerPartition" >> beam.ParDo(_BatchPerPartitionFn(self.window_seconds))
+            .with_output_types(Tuple[WindowKey, Any])
+            | "GroupByPartition" >> beam.GroupByKey()
+            | "DedupeAndWrite" >> beam.ParDo(_WriteDedupedFn(self.output, self.max_rows_per_file, self.run_id))
         )
