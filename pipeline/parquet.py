@@ -211,6 +211,28 @@ def dedupe_keys(table: pa.Table) -> pa.ChunkedArray:
 
 
 _UNKNOWN_LAST = 2**63 - 1
+_RECEIVED_AT = COLUMN_INDEX["received_at"]
+_KID = COLUMN_INDEX["kid"]
+
+
+def _receipt(values: RowTuple) -> tuple[int, str]:
+    received = values[_RECEIVED_AT]
+    return (_UNKNOWN_LAST if received is None else received, values[_KID] or "")
+
+
+def dedupe_rows(rows: Iterable[RowTuple]) -> tuple[list[RowTuple], int]:
+    """``dedupe_table`` for row tuples, in plain Python: the same copy kept (first received,
+    then smallest kid; equal copies by position), rows sorted by (event_time, event_id).
+    Cheaper than Arrow's group-by for the few rows of one partition of one window."""
+    best: dict[str, RowTuple] = {}
+    count = 0
+    for row in rows:
+        count += 1
+        key = tuple_dedupe_key(row)
+        current = best.get(key)
+        if current is None or _receipt(row) < _receipt(current):
+            best[key] = row
+    return sorted_rows(best.values()), count - len(best)
 
 
 def dedupe_table(table: pa.Table) -> tuple[pa.Table, int]:

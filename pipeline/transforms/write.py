@@ -18,6 +18,7 @@ general trigger machinery for every element, for the same single on-time pane pe
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Iterable, Iterator, Tuple
 
 import apache_beam as beam
@@ -32,10 +33,8 @@ from pipeline.parquet import (
     new_run_id,
     RowTuple,
     part_file_name,
-    dedupe_table,
+    dedupe_rows,
     rows_to_parquet_bytes,
-    rows_to_table,
-    table_to_parquet_bytes,
     shard,
     sorted_rows,
     temp_name_for,
@@ -45,6 +44,7 @@ from pipeline.parquet import (
 from pipeline.transforms.common import counter
 
 BATCH_ROWS = 20_000  # rows per partition buffered in one bundle before they are handed on
+WRITE_THREADS = 4
 
 # Elements are stamped on arrival, so none should be late; if a runner still sees some
 # (e.g. held watermarks), they are written in a later pane (p1, p2...) instead of dropped.
@@ -238,36 +238,61 @@ class _BatchPerPartitionFn(beam.DoFn):
 
 
 class _WriteDedupedFn(beam.DoFn):
-    def __init__(self, output: str, max_rows_per_file: int, run_id: str):
+    """Dedupe, encode and write each partition's rows; the encode (Arrow releases the GIL)
+    and the object writes (tens of ms each on GCS) of several partitions overlap in a few
+    threads, so thousands of small partition files are not written one after another."""
+
+    def __init__(self, output: str, max_rows_per_file: int, run_id: str, threads: int = WRITE_THREADS):
         self._output = output
         self._max_rows = max_rows_per_file
         self._run_id = run_id
+        self._threads = threads
 
     def setup(self) -> None:
         self._rows_written = counter("rows_written")
         self._files_written = counter("files_written")
         self._dropped = counter("duplicates_dropped")
+        self._pool = ThreadPoolExecutor(max_workers=self._threads)
 
-    def process(self, keyed: tuple[WindowKey, Iterable[list[RowTuple]]]) -> Iterator[str]:
-        (partition, start, end), batches = keyed
-        kept, dropped = dedupe_table(rows_to_table([row for batch in batches for row in batch]))
-        self._dropped.inc(dropped)
+    def teardown(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def start_bundle(self) -> None:
+        self._pending: list[Future] = []
+
+    def _write(self, partition: str, start: int, end: int, rows: list[RowTuple]) -> list[tuple[str, int]]:
         directory = FileSystems.join(self._output, partition)
-        for index, offset in enumerate(range(0, max(kept.num_rows, 1), self._max_rows)):
-            chunk = kept.slice(offset, self._max_rows)
+        written = []
+        for index, chunk in enumerate(shard(rows, self._max_rows)):
             path = FileSystems.join(directory, part_file_name(start, end, 0, index, run_id=self._run_id))
-            write_atomically(path, table_to_parquet_bytes(chunk))
-            self._rows_written.inc(chunk.num_rows)
-            self._files_written.inc()
-            yield path
+            write_atomically(path, rows_to_parquet_bytes(chunk))
+            written.append((path, len(chunk)))
+        return written
+
+    def _collect(self, keep: int) -> Iterator[Any]:
+        while len(self._pending) > keep:
+            for path, count in self._pending.pop(0).result():  # a write error raises: the bundle is retried
+                self._rows_written.inc(count)
+                self._files_written.inc()
+                yield window.GlobalWindows.windowed_value(path)
+
+    def process(self, keyed: tuple[WindowKey, Iterable[list[RowTuple]]]) -> Iterator[Any]:
+        (partition, start, end), batches = keyed
+        rows, dropped = dedupe_rows(row for batch in batches for row in batch)
+        self._dropped.inc(dropped)
+        self._pending.append(self._pool.submit(self._write, partition, start, end, rows))
+        yield from self._collect(keep=2 * self._threads)
+
+    def finish_bundle(self) -> Iterator[Any]:
+        yield from self._collect(keep=0)
 
 
 class WriteDedupedPartitions(beam.PTransform):
     """Batch: row tuples stamped on arrival -> one row per dedupe key, written as Parquet files
     ``{output}/event_date=D/event_name=N/part-<start>-<end>-p0-s<shard>-<run>.parquet``.
 
-    "Group by partition, drop repeated dedupe keys, write": the dedupe is
-    ``pipeline.parquet.dedupe_table``, the one compaction uses (first-received copy kept).
+    "Group by partition, drop repeated dedupe keys, write": the rule is compaction's
+    (``pipeline.parquet.dedupe_rows`` = ``dedupe_table`` on tuples: first-received copy kept).
     In batch every copy of an event lands in the same partition (it comes from the event)
     and the same window (a replay stamps every line with one arrival time), so this one
     shuffle replaces a dedupe shuffle per event plus a write shuffle per row. Streaming keeps

@@ -116,3 +116,25 @@ def test_dedupe_table_unknown_receipt_loses_to_known() -> None:
     kept, dropped = dedupe_table(rows_to_table([tuple(unknown), tuple(known)]))
     assert (kept["kid"].to_pylist(), dropped) == (["known"], 1)
     assert isinstance(kept, pa.Table)
+
+
+def test_dedupe_rows_keeps_what_dedupe_table_keeps() -> None:
+    """The pipeline's tuple dedupe and compaction's Arrow dedupe are one rule."""
+    import random
+
+    from pipeline.parquet import dedupe_rows, tuple_to_row
+
+    rng = random.Random(5)
+    templates = template_rows()
+    rows = []
+    for n in range(300):
+        row = list(templates[rng.randrange(40)])  # 40 events, each several times
+        row[COLUMN_INDEX["received_at"]] = rng.choice([None, _micros(rng.randrange(24))])
+        row[COLUMN_INDEX["kid"]] = rng.choice([None, "a", "b"])
+        row[COLUMN_INDEX["user_agent"]] = f"copy {n}"  # tells the copies apart
+        rows.append(tuple(row))
+    kept_rows, dropped_rows = dedupe_rows(rows)
+    kept_table, dropped_table = dedupe_table(rows_to_table(rows))
+    assert dropped_rows == dropped_table == len(rows) - len(kept_rows)
+    ids = lambda table_rows: sorted(r["user_agent"] for r in table_rows)  # noqa: E731
+    assert ids(kept_table.to_pylist()) == ids(tuple_to_row(r) for r in kept_rows)
