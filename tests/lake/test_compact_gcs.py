@@ -53,3 +53,23 @@ def test_compact_on_gcs_emulator(gcs_emulator: Any, anonymous_gcs: None,
     assert compact_main([f"--output=gs://{bucket_name}/events"]) == 0
     again = {b.name: (b.generation, b.updated) for b in gcs_emulator.client.list_blobs(bucket_name)}
     assert again == generations
+
+
+@pytest.mark.slow
+def test_compact_job_translates_for_dataflow(gcs_emulator: Any, anonymous_gcs: None,
+                                             capfd: pytest.CaptureFixture[str]) -> None:
+    """job=compact with --runner=DataflowRunner: planned from the (emulated) bucket, the graph
+    built and translated offline (--dry_run, STACK.md trap 10), nothing compacted here."""
+    bucket_name = "demo-bucket-compact"
+    gcs_emulator.create_bucket(bucket_name)
+    bucket = gcs_emulator.client.bucket(bucket_name)
+    write_day("", OLD_DAYS[0], names=2, windows=3, rows=40, seed=1,
+              put=lambda relative, data: bucket.blob(f"events/{relative}").upload_from_string(data))
+    before = sorted(b.name for b in gcs_emulator.client.list_blobs(bucket_name))
+    code = compact_main([f"--output=gs://{bucket_name}/events", "--runner=DataflowRunner", "--dry_run=true",
+                         "--project=demo-project", "--region=us-central1", "--no_auth",
+                         f"--temp_location=gs://{bucket_name}/tmp"])
+    err = capfd.readouterr().err
+    assert code == 0, err[-2000:]
+    assert "2 partition(s) in scope, 2 to compact" in err
+    assert sorted(b.name for b in gcs_emulator.client.list_blobs(bucket_name)) == before
