@@ -15,6 +15,8 @@ Crash-safe and idempotent: killed anywhere, the partition holds the old files, o
 files plus some new ones (duplicates, which the next run folds), or only the new ones
 (done). A partition that is already one compaction run's output is not read at all.
 Unreadable files are reported and left in place (nothing is deleted that was not read).
+Two runs at once over one partition lose nothing either (each writes its own files before
+deleting what it read); they may leave a duplicate copy, which the next run folds.
 
 Runs in-process by default (one partition at a time, reads in parallel threads); with
 ``--runner`` (DirectRunner, DataflowRunner: the Flex Template's ``job=compact``) the same
@@ -151,6 +153,7 @@ def compact_partition(output: str, plan: PartitionPlan, run_id: str, target_byte
             tables = list(pool.map(_read_file, paths))
     read: list[FileEntry] = []
     good: list[pa.Table] = []
+    vanished = 0
     for entry, path, table in zip(plan.files, paths, tables):
         if isinstance(table, pa.Table):
             read.append(entry)
@@ -158,9 +161,11 @@ def compact_partition(output: str, plan: PartitionPlan, run_id: str, target_byte
         elif _exists(path):
             result.unreadable.append(f"{path}: {type(table).__name__}: {table}")
             log.warning("%s: cannot read %s (%s); left in place", PROG, path, table)
-        # else: deleted since the listing (another compaction): its rows are elsewhere
+        else:  # deleted since the listing (e.g. by a retried attempt that got further): not ours
+            vanished += 1
+    result.files_after = len(plan.files) - vanished
     if not read:
-        result.files_after = len(plan.files) - len(read)
+        result.seconds = time.monotonic() - started
         return result
     merged = pa.concat_tables(good)
     result.rows_read = merged.num_rows
@@ -184,7 +189,7 @@ def compact_partition(output: str, plan: PartitionPlan, run_id: str, target_byte
             result.left_changed.append(path)
     if doomed:
         fs.delete(doomed)
-    result.files_after = len(plan.files) - len(doomed) + len(shards)
+    result.files_after = len(plan.files) - vanished - len(doomed) + len(shards)
     result.seconds = time.monotonic() - started
     return result
 
