@@ -60,6 +60,26 @@ def test_reader_never_sees_fewer_events_than_exist(tmp_path: Path) -> None:
     assert duckdb_counts(glob) == (distinct, distinct)
 
 
+def _kill_at_a_random_moment(out: Path, rng: random.Random, partitions: int) -> bool:
+    """Start a compaction and kill -9 it at a random moment: a random number of partitions
+    in (each finished partition prints a line), then a random fraction of the next one.
+    Returns whether it was killed (False: it finished first)."""
+    proc = _start(out)
+    after = rng.randrange(partitions)
+    seen = 0
+    while seen <= after:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen += line.startswith(b"[")
+    if proc.poll() is None:
+        time.sleep(rng.uniform(0.0, 0.08))  # somewhere inside the next partition: read, write or delete
+        os.kill(proc.pid, signal.SIGKILL)
+    killed = proc.wait() == -signal.SIGKILL
+    proc.stderr.close()
+    return killed
+
+
 def test_kill_9_at_random_moments_then_rerun_converges(tmp_path: Path) -> None:
     out = tmp_path / "events"
     distinct = _lake(out)
@@ -67,13 +87,7 @@ def test_kill_9_at_random_moments_then_rerun_converges(tmp_path: Path) -> None:
     rng = random.Random(20241202)
     kills = 0
     for _ in range(4):
-        proc = _start(out)
-        time.sleep(rng.uniform(0.6, 3.5))  # a random moment: the point of the test, not a wait
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
-        proc.stderr.close()
+        kills += _kill_at_a_random_moment(out, rng, partitions=2 * 12)
         assert duckdb_counts(glob)[1] == distinct  # after each crash: nothing lost
     assert kills >= 2  # most attempts really died mid-run
     final = _start(out)
