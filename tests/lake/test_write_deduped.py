@@ -7,7 +7,7 @@ from pathlib import Path
 import apache_beam as beam
 import duckdb
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
@@ -29,7 +29,7 @@ def test_one_row_per_key_first_received_one_file_per_partition(tmp_path: Path) -
             rows.append(tuple(row))
     partitions = {tuple_partition_path(r) for r in rows}
 
-    with TestPipeline() as p:
+    with test_pipeline.TestPipeline() as p:
         files = (p | beam.Create([TimestampedValue(r, ARRIVAL) for r in rows])
                  | WriteDedupedPartitions(str(tmp_path), window_seconds=300, run_id="testrun00001"))
         assert_that(files | beam.combiners.Count.Globally(), equal_to([len(partitions)]))
