@@ -1,13 +1,21 @@
 """`canvas-events compact` on gs:// against the GCS emulator (Beam's gcsio, as on GCP).
 
 The lake is uploaded with google-cloud-storage and checked with it: one object per
-partition holding each event once, dead letters and hidden objects untouched, and a
-second run that leaves every object as it was (same name, same generation).
+partition holding each event once, dead letters and hidden objects untouched, a second run
+that leaves every object as it was (same name, same generation), kill -9 at random moments
+followed by a rerun, and the Beam job translated for Dataflow.
 """
 from __future__ import annotations
 
 import io
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -73,3 +81,56 @@ def test_compact_job_translates_for_dataflow(gcs_emulator: Any, anonymous_gcs: N
     assert code == 0, err[-2000:]
     assert "2 partition(s) in scope, 2 to compact" in err
     assert sorted(b.name for b in gcs_emulator.client.list_blobs(bucket_name)) == before
+
+
+# The operator's process, minus Beam's ~17 s search for Google credentials (STACK.md trap 8).
+ANONYMOUS_CLI = ("from apache_beam.internal.gcp import auth; "
+                 "auth._Credentials._credentials_init, auth._Credentials._credentials = True, None; "
+                 "import sys; from pipeline.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def _bucket_events(client: Any, bucket_name: str) -> tuple[list[str], dict[str, set[str | None]]]:
+    ids, runs = [], {}
+    for blob in client.list_blobs(bucket_name, prefix="events/"):
+        directory, _, name = blob.name.rpartition("/")
+        if name.startswith((".", "_")):
+            continue
+        ids += pq.read_table(io.BytesIO(blob.download_as_bytes()), columns=["event_id"])["event_id"].to_pylist()
+        runs.setdefault(directory, set()).add(compact_run_of(name))
+    return ids, runs
+
+
+@pytest.mark.slow
+def test_kill_9_on_gcs_then_rerun_converges(gcs_emulator: Any) -> None:
+    bucket_name = f"crash-{uuid.uuid4().hex[:8]}"
+    gcs_emulator.create_bucket(bucket_name)
+    bucket = gcs_emulator.client.bucket(bucket_name)
+    made = [write_day("", day, names=4, windows=8, rows=400, seed=n,
+                      put=lambda relative, data: bucket.blob(f"events/{relative}").upload_from_string(data))
+            for n, day in enumerate(OLD_DAYS)]
+    distinct = sum(m.distinct for m in made)
+    root = Path(__file__).resolve().parents[2]
+    argv = [sys.executable, "-c", ANONYMOUS_CLI, "compact", f"--output=gs://{bucket_name}/events"]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(3):
+        proc = subprocess.Popen(argv, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        after, seen = rng.randrange(8), 0
+        while seen <= after:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen += line.startswith(b"[")
+        if proc.poll() is None:
+            time.sleep(rng.uniform(0.0, 0.1))
+            os.kill(proc.pid, signal.SIGKILL)
+        kills += proc.wait() == -signal.SIGKILL
+        proc.stderr.close()
+        assert len(set(_bucket_events(gcs_emulator.client, bucket_name)[0])) == distinct  # nothing lost
+    assert kills >= 2
+    final = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert final.returncode == 0, final.stderr[-2000:]
+    ids, runs = _bucket_events(gcs_emulator.client, bucket_name)
+    assert len(ids) == len(set(ids)) == distinct
+    assert len(runs) == 8 and all(len(r) == 1 and None not in r for r in runs.values())
