@@ -8,6 +8,7 @@ so both runs fall into the same window, as two replays started minutes apart do.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import apache_beam as beam
@@ -54,3 +55,30 @@ def test_two_replays_into_one_output_keep_every_event(tmp_path: Path) -> None:
     assert seen == [(len(request_ids),)]
     assert {payload_of(r) for r in dead_letters(dlo)} == {b"garbage from run one", b"garbage from run two"}
     assert not temp_files(out, dlo)
+
+
+def test_a_restarted_stream_in_the_same_window_keeps_the_first_jobs_files(tmp_path: Path) -> None:
+    """Streaming: a job stopped and a new one started within one window (two graphs, two run
+    ids) each write that window's file for the same partition; both stay."""
+    from apache_beam.testing import test_stream
+    from apache_beam.transforms.window import TimestampedValue
+
+    from pipeline.transforms.common import Delivery
+    from tests.pipeline.helpers import output_keys
+
+    corpus = [p for p in corpus_payloads() if "metadata" in p]
+    first, second = vary_payload(corpus[0], 1), vary_payload(corpus[0], 2)  # one partition
+    out, dlo = tmp_path / "out", tmp_path / "dead"
+    t0 = 1_700_000_100  # both jobs' events arrive in the window [t0, t0 + 60)
+    for payload in (first, second):
+        stream = (test_stream.TestStream()
+                  .advance_watermark_to(t0)
+                  .add_elements([TimestampedValue(Delivery(json.dumps(payload).encode(), {}, None), t0 + 5)])
+                  .advance_watermark_to_infinity())
+        options = PipelineOptions(["--streaming", "--allow_unsigned", f"--output={out}",
+                                   f"--dead_letter_output={dlo}", "--window_seconds=60"])
+        with beam.Pipeline(options=options) as p:
+            build_pipeline(p, options, deliveries=p | stream)
+    files = sorted(out.rglob("*.parquet"))
+    assert len(files) == 2 and files[0].parent == files[1].parent
+    assert len(set(output_keys(out))) == 2
