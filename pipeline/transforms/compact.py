@@ -39,7 +39,7 @@ class _CompactPartitionFn(beam.DoFn):
 
     def process(self, partition_plan: PartitionPlan) -> Iterator[str]:
         r = compact_partition(self._output, partition_plan, self._run_id, self._target)
-        log.info("%s: %s", PROG, progress_line(r))
+        print(f"{PROG}: {progress_line(r)}", file=sys.stderr, flush=True)  # worker logs on Dataflow
         for name, value in (("partitions_compacted", 1 if r.rows_written else 0),
                             ("files_before", r.files_before), ("files_after", r.files_after),
                             ("rows_read", r.rows_read), ("rows_written", r.rows_written),

@@ -83,3 +83,12 @@ def test_gcloud_accepts_every_printed_line(runs: dict[str, DryRun], tmp_path: Pa
     assert control["exit"] == 2 and "unrecognized arguments" in control["stderr"]
     for line, result in zip(lines, checked):
         assert result["exit"] == 1 and NO_ACCOUNT in result["stderr"], (line, result)
+
+
+def test_every_compact_setting_is_in_the_readme_table() -> None:
+    settings = re.findall(r"^([A-Z_]+) \?=", (REPO / "mk" / "compact.mk").read_text(), re.M)
+    assert "COMPACT_SCHEDULE" in settings
+    readme = (REPO / "README.md").read_text()
+    documented = {name for row in re.findall(r"^\| (`[A-Z_]+`(?: / `[A-Z_]+`)*) \|", readme, re.M)
+                  for name in re.findall(r"`([A-Z_]+)`", row)}
+    assert set(settings) <= documented, sorted(set(settings) - documented)

@@ -160,8 +160,10 @@ def test_beam_runner_gives_the_same_lake(tmp_path: Path, capfd: pytest.CaptureFi
     _lake(local, rows=400)
     shutil.copytree(local, beam)
     assert compact_main([f"--output={local}"]) == 0
+    capfd.readouterr()
     assert compact_main([f"--output={beam}", "--runner=DirectRunner"]) == 0
-    assert "duplicates_removed" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "duplicates_removed" in err and err.count("-> 1 files") == 8  # progress per partition
     assert duckdb_counts(f"{beam}/**/*.parquet") == duckdb_counts(f"{local}/**/*.parquet")
     assert len(visible_files(beam)) == len(visible_files(local)) == 8
     assert sorted(duckdb.sql(f"select * exclude (event_date) from read_parquet('{beam}/**/*.parquet', "
