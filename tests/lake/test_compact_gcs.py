@@ -134,3 +134,43 @@ def test_kill_9_on_gcs_then_rerun_converges(gcs_emulator: Any) -> None:
     ids, runs = _bucket_events(gcs_emulator.client, bucket_name)
     assert len(ids) == len(set(ids)) == distinct
     assert len(runs) == 8 and all(len(r) == 1 and None not in r for r in runs.values())
+
+
+@pytest.mark.slow
+def test_reader_on_gcs_never_sees_fewer_events_than_exist(gcs_emulator: Any) -> None:
+    """A reader lists the objects and reads each (as an external table does) in a loop while
+    compaction runs on gs://: it may count duplicates, never fewer events. An object deleted
+    between its listing and its read fails that read (NotFound), which the reader retries."""
+    from google.api_core.exceptions import NotFound
+
+    bucket_name = f"reader-{uuid.uuid4().hex[:8]}"
+    gcs_emulator.create_bucket(bucket_name)
+    bucket = gcs_emulator.client.bucket(bucket_name)
+    made = [write_day("", day, names=4, windows=8, rows=400, seed=n,
+                      put=lambda relative, data: bucket.blob(f"events/{relative}").upload_from_string(data))
+            for n, day in enumerate(OLD_DAYS)]
+    distinct = sum(m.distinct for m in made)
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", ANONYMOUS_CLI, "compact", f"--output=gs://{bucket_name}/events"],
+                            cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seen, failed, midway = [], 0, 0
+    try:
+        while proc.poll() is None:
+            try:
+                ids, runs = _bucket_events(gcs_emulator.client, bucket_name)
+            except NotFound:
+                failed += 1
+                continue
+            seen.append(len(set(ids)))
+            names = set().union(*runs.values())
+            midway += None in names and len(names) > 1  # old part files and new compacted ones at once
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        stderr = proc.communicate()[1].decode()
+    assert proc.returncode == 0, stderr[-2000:]
+    assert midway >= 1, (seen, failed)  # the reader really read while compaction was half done
+    assert min(seen) >= distinct, seen
+    ids, _ = _bucket_events(gcs_emulator.client, bucket_name)
+    assert len(ids) == len(set(ids)) == distinct
