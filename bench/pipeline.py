@@ -9,7 +9,8 @@ process on the DirectRunner:
 * pipeline: the real graph (verify RS256, normalize, dedupe, write Parquet + dead letters).
 
 With --naive, also what a new user writes with Beam on the same input (PyJWT per line, GroupByKey
-on content, one unpartitioned WriteToParquet); --days spreads event times over a period.
+on content, one unpartitioned WriteToParquet; goal: ours >= 2x faster); --days spreads event
+times over a period (e.g. --events 25886 --duplicates 0.22715 --days 40: ~3,200 partitions).
 
 Prints deliveries/s of each, the ratio (goal: >= 50% of the floor) and each child's peak
 RSS (getrusage maxrss of the process and its children; goal: < 2 GB), and checks that the
