@@ -8,6 +8,10 @@ process on the DirectRunner:
 * floor: ReadFromText -> key -> GroupByKey -> WriteToText (what any keyed batch job pays);
 * pipeline: the real graph (verify RS256, normalize, dedupe, write Parquet + dead letters).
 
+With --naive, also what a new user writes with Beam on the same input (PyJWT per line, GroupByKey
+on content, one unpartitioned WriteToParquet; goal: ours >= 2x faster); --days spreads event
+times over a period (e.g. --events 25886 --duplicates 0.22715 --days 40: ~3,200 partitions).
+
 Prints deliveries/s of each, the ratio (goal: >= 50% of the floor) and each child's peak
 RSS (getrusage maxrss of the process and its children; goal: < 2 GB), and checks that the
 pipeline wrote exactly the distinct events. Usage: python bench/pipeline.py [--events N]
@@ -25,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,7 +40,26 @@ def _log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def generate(workdir: Path, events: int, dup_fraction: float, seed: int = 7) -> dict[str, Any]:
+SPREAD_START = datetime(2024, 10, 1, tzinfo=timezone.utc)
+
+
+def _spread(payload: dict[str, Any], i: int, days: int) -> dict[str, Any]:
+    """With ``days``, the event's time moved to day ``i % days`` of a period starting
+    SPREAD_START, so the output holds about days x event names partitions, as a replay of a
+    period does."""
+    if not days:
+        return payload
+    moment = SPREAD_START + timedelta(days=i % days, seconds=(i * 7919) % 86_400)
+    when = moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    if "metadata" in payload:
+        payload["metadata"]["event_time"] = when
+    else:
+        for item in payload.get("data", []):
+            item["eventTime"] = when
+    return payload
+
+
+def generate(workdir: Path, events: int, dup_fraction: float, seed: int = 7, days: int = 0) -> dict[str, Any]:
     from devkit import deliveries
     from devkit.signing import DemoSigner
 
@@ -45,25 +69,26 @@ def generate(workdir: Path, events: int, dup_fraction: float, seed: int = 7) -> 
     originals = events - duplicates
     _log(f"generating and signing {events:,} deliveries (RS256, 2048-bit): minutes for 100k")
     started = time.monotonic()
-    payloads = deliveries.payloads(originals, seed=seed)
+    payloads = [_spread(p, i, days) for i, p in enumerate(deliveries.payloads(originals, seed=seed))]
     items = deliveries.deliveries(payloads, duplicates=duplicates, signer=signer, seed=seed, iat=1_700_000_000)
     source = workdir / "deliveries.txt"
     with open(source, "wb") as fh:
         fh.writelines(deliveries.iter_lines(items))
     _log(f"generated {source} ({source.stat().st_size / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s")
     data = {"source": str(source), "jwks": str(workdir / "jwks.json"), "lines": len(items),
-            "distinct": originals, "duplicates": duplicates, "dup_fraction": dup_fraction}
+            "distinct": originals, "duplicates": duplicates, "dup_fraction": dup_fraction, "days": days}
     (workdir / "input.json").write_text(json.dumps(data))
     return data
 
 
-def reusable_input(workdir: Path, events: int, dup_fraction: float) -> dict[str, Any] | None:
+def reusable_input(workdir: Path, events: int, dup_fraction: float, days: int = 0) -> dict[str, Any] | None:
     """The input a previous run left in ``workdir``, if it has the same shape."""
     try:
         data = json.loads((workdir / "input.json").read_text())
     except (OSError, ValueError):
         return None
-    if data.get("lines") == events and data.get("dup_fraction") == dup_fraction and Path(data["source"]).is_file():
+    if (data.get("lines") == events and data.get("dup_fraction") == dup_fraction and data.get("days", 0) == days
+            and Path(data["source"]).is_file()):
         _log(f"reusing {data['source']}")
         return data
     return None
@@ -94,6 +119,53 @@ def child_floor(source: str, out: str, runner_args: list[str]) -> dict[str, Any]
             | "Group" >> beam.GroupByKey()
             | "First" >> beam.Map(lambda kv: next(iter(kv[1]))[:40])
             | "Write" >> beam.io.WriteToText(os.path.join(out, "floor"))
+        )
+    return {"seconds": time.monotonic() - started, "cpu_seconds": _cpu_seconds() - cpu, "peak_rss_mb": _peak_rss_mb()}
+
+
+def child_naive(source: str, jwks: str, out: str, runner_args: list[str]) -> dict[str, Any]:
+    """What a new user writes with Beam: PyJWT decode per line, flatten, GroupByKey on the
+    content, one unpartitioned WriteToParquet (no dead letters: a bad line fails the job)."""
+    import apache_beam as beam
+    import jwt
+    import pyarrow as pa
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    schema = pa.schema([("event_name", pa.string()), ("event_time", pa.string()), ("request_id", pa.string()),
+                        ("user_id", pa.string()), ("context_id", pa.string()), ("body", pa.string()),
+                        ("metadata", pa.string())])
+
+    class Decode(beam.DoFn):
+        def setup(self) -> None:
+            self.keys = {k.key_id: k.key for k in jwt.PyJWKSet.from_json(Path(jwks).read_text()).keys}
+
+        def process(self, line: str):
+            kid = jwt.get_unverified_header(line)["kid"]
+            claims = jwt.decode(line, self.keys[kid], algorithms=["RS256"], options={"verify_aud": False})
+            if "data" in claims:  # Caliper envelope
+                for item in claims["data"]:
+                    ext = item.get("extensions", {}).get("com.instructure.canvas", {})
+                    yield {"event_name": ext.get("event_name") or item.get("action"),
+                           "event_time": item.get("eventTime"), "request_id": ext.get("request_id"),
+                           "user_id": str((item.get("actor") or {}).get("id")), "context_id": None,
+                           "body": json.dumps(item), "metadata": None}
+            else:
+                m = claims.get("metadata", {})
+                yield {"event_name": m.get("event_name"), "event_time": m.get("event_time"),
+                       "request_id": m.get("request_id"), "user_id": m.get("user_id"),
+                       "context_id": m.get("context_id"), "body": json.dumps(claims.get("body")),
+                       "metadata": json.dumps(m)}
+
+    started, cpu = time.monotonic(), _cpu_seconds()
+    with beam.Pipeline(options=PipelineOptions(runner_args)) as p:
+        (
+            p
+            | "Read" >> beam.io.ReadFromText(source)
+            | "Decode" >> beam.ParDo(Decode())
+            | "KeyByContent" >> beam.Map(lambda r: (json.dumps(r, sort_keys=True), r))
+            | "Group" >> beam.GroupByKey()
+            | "First" >> beam.Map(lambda kv: next(iter(kv[1])))
+            | "Write" >> beam.io.WriteToParquet(os.path.join(out, "events"), schema)
         )
     return {"seconds": time.monotonic() - started, "cpu_seconds": _cpu_seconds() - cpu, "peak_rss_mb": _peak_rss_mb()}
 
@@ -132,6 +204,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000, help="deliveries in the input (default 100000)")
     parser.add_argument("--duplicates", type=float, default=0.2, help="fraction that are duplicates (default 0.2)")
+    parser.add_argument("--days", type=int, default=0,
+                        help="spread event times over this many days (default 0: the hour before now, as the generator makes them); "
+                             "e.g. --events 25886 --duplicates 0.2271 --days 40 is a replay of ~3,200 partitions")
+    parser.add_argument("--naive", action="store_true",
+                        help="also run the naive Beam pipeline a new user would write (PyJWT per line, "
+                             "GroupByKey on content, one unpartitioned WriteToParquet) on the same input")
     parser.add_argument("--workdir", default=None,
                         help="keep inputs/outputs here, and reuse an input of the same shape found there "
                              "(default: a temp dir, removed)")
@@ -144,18 +222,24 @@ def main() -> int:
     if args.child:
         kind, *rest = args.child
         runner_args = shlex.split(args.runner_options)
-        report = child_floor(*rest, runner_args) if kind == "floor" else child_pipeline(*rest, runner_args)
+        child = {"floor": child_floor, "naive": child_naive, "pipeline": child_pipeline}[kind]
+        report = child(*rest, runner_args)
         print(json.dumps(report))
         return 0
 
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         workdir = Path(args.workdir or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        data = reusable_input(workdir, args.events, args.duplicates) or generate(workdir, args.events, args.duplicates)
-        for stale in ("floor", "pipeline"):
+        data = (reusable_input(workdir, args.events, args.duplicates, args.days)
+                or generate(workdir, args.events, args.duplicates, days=args.days))
+        for stale in ("floor", "naive", "pipeline"):
             shutil.rmtree(workdir / stale, ignore_errors=True)
         floor = _run_child("floor", args.runner_options, data["source"], str(workdir / "floor"))
+        naive = None
+        if args.naive:
+            naive = _run_child("naive", args.runner_options, data["source"], data["jwks"], str(workdir / "naive"))
         ours = _run_child("pipeline", args.runner_options, data["source"], data["jwks"], str(workdir / "pipeline"))
+        partitions = len({p.parent for p in (workdir / "pipeline" / "events").rglob("*.parquet")})
 
     n = data["lines"]
     floor_rate, our_rate = n / floor["seconds"], n / ours["seconds"]
@@ -163,12 +247,19 @@ def main() -> int:
     print(f"deliveries: {n:,} ({data['distinct']:,} distinct, {data['duplicates']:,} duplicates); "
           f"runner options (both): {args.runner_options}")
     print(f"{'':10} {'seconds':>9} {'deliveries/s':>13} {'CPU s':>7} {'peak RSS MB':>12}")
-    for name, report, rate in (("floor", floor, floor_rate), ("pipeline", ours, our_rate)):
+    rows = [("floor", floor, floor_rate), ("pipeline", ours, our_rate)]
+    if naive:
+        rows.insert(1, ("naive", naive, n / naive["seconds"]))
+    for name, report, rate in rows:
         print(f"{name:10} {report['seconds']:>9.1f} {rate:>13,.0f} {report['cpu_seconds']:>7.1f} "
               f"{report['peak_rss_mb']:>12,.0f}")
     ratio = our_rate / floor_rate
     print(f"pipeline/floor throughput: {ratio:.0%} (goal >= 50%); pipeline peak RSS "
           f"{ours['peak_rss_mb']:,.0f} MB (goal < 2048 MB)")
+    print(f"pipeline output: {partitions:,} partitions")
+    if naive:
+        print(f"pipeline/naive throughput: {our_rate / (n / naive['seconds']):.2f}x (goal >= 2x; the naive "
+              "pipeline writes one unpartitioned prefix and has no dead letters)")
     print("pipeline counters: " + ", ".join(f"{k}={v}" for k, v in sorted(counters.items())))
     ok = counters.get("rows_written") == data["distinct"] and counters.get("duplicates_dropped") == data["duplicates"]
     print("output check: " + ("rows_written == distinct events, duplicates_dropped == duplicates" if ok

@@ -11,6 +11,8 @@ Subcommands:
              (pipeline/lti_subscriptions.py).
   archive-keys  merge the live JWKS into an archive JWKS (file or gs://) that never drops a key
              (pipeline/keyarchive.py).
+  compact    rewrite old partitions of the output as few large files without duplicates
+             (`pipeline.compact`).
 """
 from __future__ import annotations
 
@@ -139,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="canvas-events",
         description="Canvas LMS Live Events: verify, normalize and land events as Parquet.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{normalize,run,report,lti-subscriptions,archive-keys}")
+    sub = parser.add_subparsers(dest="command", metavar="{normalize,run,compact,report,archive-keys,lti-subscriptions}")
     normalize_parser = sub.add_parser(
         "normalize", help="normalize raw delivery bodies (one per line) to JSON rows",
         description="Read raw delivery bodies, one per line; write one JSON row per event to stdout and "
@@ -159,11 +161,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Merge the live JWKS into an archive JWKS that never drops a key. Exit 0: merged; "
                     "1: a kid already archived with other key material (archive unchanged) or archive I/O; "
                     "2: usage or a live JWKS that cannot be loaded."))
+    sub.add_parser("compact", help="compact old partitions: few large files, no duplicates "
+                                   "(see `canvas-events compact --help`)", add_help=False)
 
     if argv[:1] == ["run"]:
         # The pipeline owns its options (one PipelineOptions class); pass everything through.
         from pipeline.main import run
         return run(argv[1:])
+    if argv[:1] == ["compact"]:
+        from pipeline.compact import main as compact_main
+        return compact_main(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "normalize":
         return cmd_normalize(args)

@@ -1,7 +1,9 @@
 """The Canvas Live Events Beam pipeline: a thin ``run(argv)`` over named stages.
 
     Read -> VerifyAndDecode -> NormalizeEvents -> DedupeEvents -> WindowByArrival
-         -> WritePartitionedParquet
+         -> WritePartitionedParquet                                     (streaming)
+    Read -> VerifyAndDecode -> NormalizeEvents
+         -> WriteDedupedPartitions (group by partition, dedupe, write)  (batch)
     (each stage's dead_letter output) -> FlattenDeadLetters -> WindowDeadLetters -> WriteDeadLetters
 
 Entry points: ``python -m pipeline.main [options]`` and ``canvas-events run [options]``
@@ -26,6 +28,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.options import (
     CanvasEventsOptions,
+    CompactOptions,
     is_streaming,
     preflight,
     preflight_io,
@@ -43,7 +46,12 @@ from pipeline.transforms.held_acks import (
 from pipeline.transforms.normalize import NormalizeEvents
 from pipeline.transforms.read import ReadDeliveryFiles, ReadPubSubDeliveries
 from pipeline.transforms.verify import VerifyAndDecode
-from pipeline.transforms.write import WindowByArrival, WriteDeadLetters, WritePartitionedParquet
+from pipeline.transforms.write import (
+    WindowByArrival,
+    WriteDeadLetters,
+    WriteDedupedPartitions,
+    WritePartitionedParquet,
+)
 
 __all__ = ["build_pipeline", "run", "preflight", "summarize_metrics"]
 
@@ -65,7 +73,8 @@ def build_pipeline(
 ) -> dict[str, PCollection]:
     """Add the whole graph to ``p``; return its PCollections for tests.
 
-    Keys: ``deliveries``, ``events``, ``rows`` (row tuples after dedupe, global window;
+    Keys: ``deliveries``, ``events``, ``rows`` (row tuples, global window; after dedupe in
+    streaming, before it in batch, where the writer dedupes;
     ``pipeline.parquet.tuple_to_row`` gives a dict),
     ``dead_letters`` (records, flattened), ``files`` (Parquet paths written) and
     ``dead_letter_files``. ``deliveries`` replaces the source (tests feed a TestStream of
@@ -81,12 +90,17 @@ def build_pipeline(
     decoded = deliveries | "VerifyAndDecode" >> VerifyAndDecode(
         o.jwks_url, allow_unsigned=o.allow_unsigned is True, verifier_kwargs=verifier_kwargs(options))
     normalized = decoded.events | "NormalizeEvents" >> NormalizeEvents(o.pii, o.pii_salt)
-    rows = normalized.rows | "DedupeEvents" >> DedupeEvents(o.dedupe_ttl_seconds)
-    files = (
-        rows
-        | "WindowRows" >> WindowByArrival(o.window_seconds)
-        | "WritePartitionedParquet" >> WritePartitionedParquet(o.output)
-    )
+    if normalized.rows.is_bounded:
+        # Batch: one shuffle groups by partition, drops repeated dedupe keys and writes.
+        rows = normalized.rows
+        files = rows | "WriteDedupedPartitions" >> WriteDedupedPartitions(o.output, o.window_seconds)
+    else:
+        rows = normalized.rows | "DedupeEvents" >> DedupeEvents(o.dedupe_ttl_seconds)
+        files = (
+            rows
+            | "WindowRows" >> WindowByArrival(o.window_seconds)
+            | "WritePartitionedParquet" >> WritePartitionedParquet(o.output)
+        )
     dead_letters = (
         (decoded[DEAD_LETTER], normalized[DEAD_LETTER])
         | "FlattenDeadLetters" >> beam.Flatten()
@@ -143,6 +157,7 @@ def help_text() -> str:
         epilog="Every standard Apache Beam option is accepted too (--runner, --project, --region, "
                "--temp_location, --streaming, ...).")
     CanvasEventsOptions._add_argparse_args(parser)
+    CompactOptions._add_argparse_args(parser)
     return parser.format_help()
 
 

@@ -122,6 +122,34 @@ class CanvasEventsOptions(PipelineOptions):
                  "Default: none.")
 
 
+JOBS = ("pipeline", "compact")
+
+
+class CompactOptions(PipelineOptions):
+    """The Flex Template's job switch and the options of ``job=compact`` (``canvas-events compact``)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        from pipeline.core.compaction import DEFAULT_OLDER_THAN_DAYS, DEFAULT_TARGET_FILE_MB
+
+        group = parser.add_argument_group("Compaction (Flex Template job=compact)")
+        group.add_argument(
+            "--job", default="pipeline",
+            help="Flex Template only: which job to launch, pipeline (the event pipeline) or compact "
+                 "(canvas-events compact over --output; --dead_letter_output is not touched). Default: pipeline.")
+        group.add_argument(
+            "--dates", default=None,
+            help="job=compact: event dates to compact, YYYY-MM-DD separated by commas. "
+                 "Default: none, i.e. every date at least --older_than_days old.")
+        group.add_argument(
+            "--older_than_days", type=_int, default=DEFAULT_OLDER_THAN_DAYS,
+            help="job=compact: compact event dates at least this many days old when --dates is not given. "
+                 f"Default: {DEFAULT_OLDER_THAN_DAYS}.")
+        group.add_argument(
+            "--target_file_mb", type=_int, default=DEFAULT_TARGET_FILE_MB,
+            help=f"job=compact: size of the files written, about. Default: {DEFAULT_TARGET_FILE_MB}.")
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """One pipeline option as the Flex Template metadata needs it."""
@@ -134,9 +162,10 @@ class OptionSpec:
 
 
 def option_specs() -> list[OptionSpec]:
-    """The options declared by CanvasEventsOptions, in declaration order (for metadata.json)."""
+    """The options declared by CanvasEventsOptions then CompactOptions, in declaration order (for metadata.json)."""
     parser = argparse.ArgumentParser(add_help=False)
     CanvasEventsOptions._add_argparse_args(parser)
+    CompactOptions._add_argparse_args(parser)
     specs = []
     for action in parser._actions:
         name = action.option_strings[0].lstrip("-")
@@ -208,6 +237,12 @@ def preflight(options: PipelineOptions) -> list[str]:
 
     _positive_int("window_seconds", o.window_seconds, errors)
     _positive_int("dedupe_ttl_seconds", o.dedupe_ttl_seconds, errors)
+
+    job = options.view_as(CompactOptions).job
+    if job not in JOBS:
+        errors.append(f"--job must be one of {', '.join(JOBS)}, got {job!r}")
+    elif job != "pipeline":
+        errors.append(f"--job={job} selects the Flex Template's job; locally run `canvas-events {job}`")
 
     if o.pii not in PII_MODES:
         errors.append(f"--pii must be one of {', '.join(PII_MODES)}, got {o.pii!r}")

@@ -4,8 +4,9 @@ The Beam writer (``pipeline.transforms.write``) only moves bytes; everything tha
 what a file contains and what it is called lives here, pure and testable without Beam:
 a check that a row fits ``FILE_SCHEMA`` (so a bad row is dead-lettered at normalization,
 where its raw payload is still at hand, instead of failing a whole file at write time),
-a stable row order, sharding of very large partitions, and file names derived only from
-(window, pane, shard) so a retried write overwrites instead of duplicating.
+a stable row order, sharding of very large partitions, and file names derived from
+(window, pane, shard) and the run, so a retried write overwrites its own file instead of
+duplicating it and a second run never replaces the first run's files.
 
 Between the stages a row travels as a *row tuple*: its values in ``ROW_COLUMNS`` order,
 timestamps as int microseconds since the epoch (UTC). Every element crossing a shuffle is
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import functools
 import operator
+import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.core.errors import EventError
@@ -35,6 +38,8 @@ COMPRESSION = "zstd"  # BigQuery external tables and DuckDB read zstd Parquet
 # about a sixth of a small file's bytes. Every other column keeps its statistics.
 UNSTATISTICAL_COLUMNS = frozenset({"body", "metadata", "url", "referrer", "user_agent"})
 MAX_ROWS_PER_FILE = 100_000
+DICTIONARY_MIN_ROWS = 1_000
+RUN_ID_HEX_CHARS = 12
 TEMP_PREFIX = ".tmp-"  # dot-prefixed: BigQuery, DuckDB and Hive readers skip it
 
 _ROW_TYPES: dict[str, tuple[type, bool]] = {}
@@ -188,11 +193,71 @@ def rows_to_table(rows: Sequence[RowTuple]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=FILE_SCHEMA)
 
 
-def table_to_parquet_bytes(table: pa.Table, compression: str = COMPRESSION) -> bytes:
+def table_to_parquet_bytes(table: pa.Table, compression: str = COMPRESSION,
+                           row_group_size: int | None = None) -> bytes:
     sink = pa.BufferOutputStream()
     statistics = [name for name in table.schema.names if name not in UNSTATISTICAL_COLUMNS]
-    pq.write_table(table, sink, compression=compression, write_statistics=statistics)
+    # Dictionaries pay off over many rows; in a streaming window's few rows they cost CPU and bytes.
+    pq.write_table(table, sink, compression=compression, write_statistics=statistics,
+                   row_group_size=row_group_size, use_dictionary=table.num_rows >= DICTIONARY_MIN_ROWS)
     return sink.getvalue().to_pybytes()
+
+
+def dedupe_keys(table: pa.Table) -> pa.ChunkedArray:
+    """``pipeline.core.identity.dedupe_key`` of every row of a file table, computed by Arrow."""
+    request, job, event = table["request_id"], table["job_id"], table["event_id"]
+    has_request = pc.fill_null(pc.not_equal(request, ""), False)
+    has_job = pc.fill_null(pc.not_equal(job, ""), False)
+    prefix = pc.if_else(has_request, pc.binary_join_element_wise("r:", request, ""),
+                        pc.if_else(has_job, pc.binary_join_element_wise("j:", job, ""), "-"))
+    return pc.binary_join_element_wise(prefix, event, "|")
+
+
+_UNKNOWN_LAST = 2**63 - 1
+_RECEIVED_AT = COLUMN_INDEX["received_at"]
+_KID = COLUMN_INDEX["kid"]
+
+
+def _receipt(values: RowTuple) -> tuple[int, str]:
+    received = values[_RECEIVED_AT]
+    return (_UNKNOWN_LAST if received is None else received, values[_KID] or "")
+
+
+def dedupe_rows(rows: Iterable[RowTuple]) -> tuple[list[RowTuple], int]:
+    """``dedupe_table`` for row tuples, in plain Python: the same copy kept (first received,
+    then smallest kid; equal copies by position), rows sorted by (event_time, event_id).
+    Cheaper than Arrow's group-by for the few rows of one partition of one window."""
+    best: dict[str, RowTuple] = {}
+    count = 0
+    for row in rows:
+        count += 1
+        key = tuple_dedupe_key(row)
+        current = best.get(key)
+        if current is None or _receipt(row) < _receipt(current):
+            best[key] = row
+    return sorted_rows(best.values()), count - len(best)
+
+
+def dedupe_table(table: pa.Table) -> tuple[pa.Table, int]:
+    """One row per dedupe key, the copy received first; returns (rows, duplicates dropped).
+
+    "First" is the smallest ``received_at`` (unknown last); copies received at the same
+    moment (one replay stamps every line alike) are told apart by ``kid`` and then by
+    their position, so the choice does not depend on the order files were listed in when
+    the copies are equal. The rows come back sorted by (event_time, event_id), which
+    makes row-group statistics on event_time prune.
+    """
+    count = table.num_rows
+    if count == 0:
+        return table, 0
+    received = pc.fill_null(table["received_at"].cast(pa.int64()), _UNKNOWN_LAST)
+    keyed = pa.table({"k": dedupe_keys(table), "r": received, "kid": pc.fill_null(table["kid"], "")})
+    order = pc.sort_indices(keyed, sort_keys=[("r", "ascending"), ("kid", "ascending")])
+    in_order = pa.table({"k": keyed["k"].take(order), "i": pa.array(range(count), pa.int64())})
+    firsts = in_order.group_by("k", use_threads=False).aggregate([("i", "min")])["i_min"]
+    kept = table.take(order.take(firsts))
+    kept = kept.take(pc.sort_indices(kept, sort_keys=[("event_time", "ascending"), ("event_id", "ascending")]))
+    return kept, count - kept.num_rows
 
 
 def rows_to_parquet_bytes(rows: Sequence[RowTuple], compression: str = COMPRESSION) -> bytes:
@@ -203,15 +268,23 @@ def _stamp(micros: int) -> str:
     return utc_strftime(micros, "%Y%m%dT%H%M%SZ")
 
 
-def part_file_name(window_start_micros: int, window_end_micros: int, pane_index: int, shard_index: int,
-                   extension: str = ".parquet") -> str:
-    """``part-<start>-<end>-p<pane>-s<shard><ext>``, times as UTC ``YYYYMMDDTHHMMSSZ``.
+def new_run_id() -> str:
+    """A short id unique to one run (one job), put in every file name it writes."""
+    return uuid.uuid4().hex[:RUN_ID_HEX_CHARS]
 
-    Derived only from the window, the pane and the shard, so a retried bundle writes the
-    same name and overwrites its earlier attempt instead of adding a duplicate file.
+
+def part_file_name(window_start_micros: int, window_end_micros: int, pane_index: int, shard_index: int,
+                   extension: str = ".parquet", run_id: str = "") -> str:
+    """``part-<start>-<end>-p<pane>-s<shard>-<run><ext>``, times as UTC ``YYYYMMDDTHHMMSSZ``.
+
+    Within one run the name depends only on the window, the pane and the shard, so a
+    retried bundle writes the same name and overwrites its earlier attempt instead of
+    adding a duplicate file. ``run_id`` (fixed when the graph is built) keeps two runs that
+    write the same window (two replays, a restarted stream) from replacing each other's files.
     """
+    run = f"-{run_id}" if run_id else ""
     return (f"part-{_stamp(window_start_micros)}-{_stamp(window_end_micros)}"
-            f"-p{pane_index}-s{shard_index:03d}{extension}")
+            f"-p{pane_index}-s{shard_index:03d}{run}{extension}")
 
 
 def temp_name_for(final_name: str, attempt: str) -> str:

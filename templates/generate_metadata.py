@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.core.pii import PII_MODES
-from pipeline.options import SUBSCRIPTION_RE, option_specs
+from pipeline.options import JOBS, SUBSCRIPTION_RE, option_specs
 
 METADATA_PATH = Path(__file__).resolve().parent / "metadata.json"
 
@@ -32,7 +32,8 @@ TEMPLATE_DESCRIPTION = (
     "Pub/Sub subscription, or replays archived delivery bodies from Cloud Storage; verifies, "
     "normalizes and dedupes them and writes hive-partitioned Parquet "
     "(event_date=YYYY-MM-DD/event_name=NAME/) for BigQuery external tables. Rejected deliveries "
-    "go to the dead-letter prefix."
+    "go to the dead-letter prefix. With job=compact it compacts old partitions of the output instead "
+    "(few large files, one row per event)."
 )
 
 GCS_PATH = r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/[^\n\r]*)?$"
@@ -98,12 +99,26 @@ PRESENTATION: dict[str, Presentation] = {
     "pii_salt": Presentation(
         "Salt for pii=hash (secret)", "TEXT", True,
         (r"^\S{16,}$",), "s3cret-salt-0123456789", "short"),
+    "job": Presentation(
+        "Job: pipeline or compact", "ENUM", True,
+        ("^(" + "|".join(JOBS) + ")$",), "pipeline", "both"),
+    "dates": Presentation(
+        "Event dates to compact (job=compact)", "TEXT", True,
+        (r"^([0-9]{4}-[0-9]{2}-[0-9]{2}(,[0-9]{4}-[0-9]{2}-[0-9]{2})*)?$",), "2024-11-01,2024-11-02", "yesterday"),
+    "older_than_days": Presentation(
+        "Compact dates at least this many days old (job=compact)", "NUMBER", True,
+        (r"^[0-9]{1,5}$",), "2", "-1"),
+    "target_file_mb": Presentation(
+        "Size of compacted files in MB (job=compact)", "NUMBER", True,
+        (POSITIVE_INT,), "256", "0"),
 }
 
 
 def _enum_options(name: str) -> list[dict[str, str]]:
     if name == "pii":
         return [{"value": mode, "label": mode} for mode in PII_MODES]
+    if name == "job":
+        return [{"value": job, "label": job} for job in JOBS]
     return []
 
 

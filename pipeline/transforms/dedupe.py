@@ -5,9 +5,11 @@ Canvas retries deliveries and may re-sign them, so the key is the decoded event'
 AND window, so this runs in the GLOBAL window, before windowing (STACK.md trap 6); the
 key's state is cleared by a processing-time (REAL_TIME) timer ``ttl_seconds`` after first
 sight, so memory stays bounded in streaming and a copy arriving after the TTL is written
-again (at-least-once beyond the TTL, by design). The same transform serves batch, where a
-run is shorter than the TTL and every copy after the first is dropped. Element timestamps
-(arrival times) are passed through unchanged.
+again (at-least-once beyond the TTL, by design; ``canvas-events compact`` folds such copies
+at rest). The pipeline uses it for streaming only: a batch replay dedupes in its one
+group-by-partition write (``WriteDedupedPartitions``). Given bounded input it still keeps
+the first copy of every key (a GroupByKey). Element timestamps (arrival times) are passed
+through unchanged.
 """
 from __future__ import annotations
 

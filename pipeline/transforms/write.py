@@ -5,8 +5,10 @@ file per (partition, window, pane) through ``FileSystems`` (local and gs:// alik
 ``fileio.WriteToFiles``, which loses data in nested ``key=value/`` directories (STACK.md
 trap 5). Each file is written to a dot-prefixed temp name in its final directory and then
 renamed, so readers only ever see complete files; names come from (window, pane, shard)
-only (``pipeline.parquet.part_file_name``), so a retried bundle overwrites its own earlier
-attempt. A write error raises: the runner retries the bundle.
+and a run id fixed when the graph is built (``pipeline.parquet.part_file_name``), so a
+retried bundle overwrites its own earlier attempt while a second job writing the same
+window (another replay, a restarted stream) adds files beside the first job's instead of
+replacing them. A write error raises: the runner retries the bundle.
 
 The window's bounds travel in the grouping key, so the writers name files from the key.
 In batch that lets the grouping run in the global window (``_GroupPerWindow``): the
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Iterable, Iterator, Tuple
 
 import apache_beam as beam
@@ -30,8 +33,10 @@ from pipeline.deadletter import encode_records
 from pipeline.parquet import (
     COLUMN_INDEX,
     MAX_ROWS_PER_FILE,
+    new_run_id,
     RowTuple,
     part_file_name,
+    dedupe_rows,
     rows_to_parquet_bytes,
     shard,
     sorted_rows,
@@ -40,6 +45,9 @@ from pipeline.parquet import (
     window_date,
 )
 from pipeline.transforms.common import METRICS_NAMESPACE, counter
+
+BATCH_ROWS = 20_000  # rows per partition buffered in one bundle before they are handed on
+WRITE_THREADS = 4
 
 # Elements are stamped on arrival, so none should be late; if a runner still sees some
 # (e.g. held watermarks), they are written in a later pane (p1, p2...) instead of dropped.
@@ -113,9 +121,10 @@ class WindowByArrival(beam.PTransform):
 
 
 class _WriteParquetFn(beam.DoFn):
-    def __init__(self, output: str, max_rows_per_file: int):
+    def __init__(self, output: str, max_rows_per_file: int, run_id: str):
         self._output = output
         self._max_rows = max_rows_per_file
+        self._run_id = run_id
 
     def setup(self) -> None:
         self._rows_written = counter("rows_written")
@@ -127,7 +136,7 @@ class _WriteParquetFn(beam.DoFn):
         (partition, start, end), rows = keyed
         directory = FileSystems.join(self._output, partition)
         for index, chunk in enumerate(shard(sorted_rows(rows), self._max_rows)):
-            path = FileSystems.join(directory, part_file_name(start, end, pane.index, index))
+            path = FileSystems.join(directory, part_file_name(start, end, pane.index, index, run_id=self._run_id))
             write_atomically(path, rows_to_parquet_bytes(chunk))
             self._rows_written.inc(len(chunk))
             self._files_written.inc()
@@ -149,24 +158,26 @@ class WritePartitionedParquet(beam.PTransform):
     Output: the paths written.
     """
 
-    def __init__(self, output: str, max_rows_per_file: int = MAX_ROWS_PER_FILE):
+    def __init__(self, output: str, max_rows_per_file: int = MAX_ROWS_PER_FILE, run_id: str | None = None):
         super().__init__()
         self.output = output
         self.max_rows_per_file = max_rows_per_file
+        self.run_id = run_id or new_run_id()  # fixed here, when the graph is built
 
     def expand(self, rows: beam.PCollection) -> beam.PCollection:
         return (
             rows
             | "KeyByPartition" >> beam.Map(_partition_keyed).with_output_types(Tuple[WindowKey, Any])
             | "GroupByPartition" >> _GroupPerWindow()
-            | "WriteFiles" >> beam.ParDo(_WriteParquetFn(self.output, self.max_rows_per_file))
+            | "WriteFiles" >> beam.ParDo(_WriteParquetFn(self.output, self.max_rows_per_file, self.run_id))
         )
 
 
 class _WriteDeadLettersFn(beam.DoFn):
-    def __init__(self, output: str, max_records_per_file: int):
+    def __init__(self, output: str, max_records_per_file: int, run_id: str):
         self._output = output
         self._max = max_records_per_file
+        self._run_id = run_id
 
     def setup(self) -> None:
         self._written = counter("dead_letters_written")
@@ -177,7 +188,7 @@ class _WriteDeadLettersFn(beam.DoFn):
         records = sorted(records, key=lambda r: (r["failed_at"], r["payload"]))
         directory = FileSystems.join(self._output, DEAD_LETTER_DIR_PREFIX + window_date(start))
         for index, chunk in enumerate(shard(records, self._max)):
-            path = FileSystems.join(directory, part_file_name(start, end, pane.index, index, ".jsonl"))
+            path = FileSystems.join(directory, part_file_name(start, end, pane.index, index, ".jsonl", self._run_id))
             write_atomically(path, encode_records(list(chunk)))
             self._written.inc(len(chunk))
             yield path
@@ -189,20 +200,135 @@ def _window_keyed(record: dict[str, Any], win: Any = beam.DoFn.WindowParam) -> t
 
 class WriteDeadLetters(beam.PTransform):
     """Windowed dead-letter records -> JSON-lines files
-    ``{output}/arrival_date=D/part-<start>-<end>-p<pane>-s<shard>.jsonl`` (D: window start date).
+    ``{output}/arrival_date=D/part-<start>-<end>-p<pane>-s<shard>-<run>.jsonl`` (D: window start date).
 
     One file per window per pane. Output: the paths written.
     """
 
-    def __init__(self, output: str, max_records_per_file: int = MAX_ROWS_PER_FILE):
+    def __init__(self, output: str, max_records_per_file: int = MAX_ROWS_PER_FILE, run_id: str | None = None):
         super().__init__()
         self.output = output
         self.max_records_per_file = max_records_per_file
+        self.run_id = run_id or new_run_id()  # fixed here, when the graph is built
 
     def expand(self, records: beam.PCollection) -> beam.PCollection:
         return (
             records
             | "KeyByWindow" >> beam.Map(_window_keyed).with_output_types(Tuple[WindowKey, Any])
             | "GroupByWindow" >> _GroupPerWindow()
-            | "WriteFiles" >> beam.ParDo(_WriteDeadLettersFn(self.output, self.max_records_per_file))
+            | "WriteFiles" >> beam.ParDo(_WriteDeadLettersFn(self.output, self.max_records_per_file, self.run_id))
+        )
+
+
+class _BatchPerPartitionFn(beam.DoFn):
+    """Row tuples (global window, stamped on arrival) -> ``((partition, start, end), [row
+    tuples])``, one list per key per bundle (or per BATCH_ROWS rows): the shuffle then moves a
+    few large elements instead of one element per row. (start, end) is the fixed arrival
+    window of ``window_seconds`` the stamp falls in, as WindowByArrival would assign it."""
+
+    def __init__(self, window_seconds: int):
+        self._window_micros = window_seconds * 1_000_000
+
+    def start_bundle(self) -> None:
+        self._batches: dict[WindowKey, list[RowTuple]] = {}
+
+    def process(self, row: RowTuple, ts: Any = beam.DoFn.TimestampParam) -> Iterator[Any]:
+        start = ts.micros - ts.micros % self._window_micros
+        key = (tuple_partition_path(row), start, start + self._window_micros)
+        batch = self._batches.get(key)
+        if batch is None:
+            batch = self._batches[key] = []
+        batch.append(row)
+        if len(batch) >= BATCH_ROWS:
+            del self._batches[key]
+            yield window.GlobalWindows.windowed_value((key, batch))
+
+    def finish_bundle(self) -> Iterator[Any]:
+        for key, batch in self._batches.items():
+            yield window.GlobalWindows.windowed_value((key, batch))
+        self._batches = {}
+
+
+class _WriteDedupedFn(beam.DoFn):
+    """Dedupe, encode and write each partition's rows; the encode (Arrow releases the GIL)
+    and the object writes (tens of ms each on GCS) of several partitions overlap in a few
+    threads, so thousands of small partition files are not written one after another."""
+
+    def __init__(self, output: str, max_rows_per_file: int, run_id: str, threads: int = WRITE_THREADS):
+        self._output = output
+        self._max_rows = max_rows_per_file
+        self._run_id = run_id
+        self._threads = threads
+
+    def setup(self) -> None:
+        self._rows_written = counter("rows_written")
+        self._files_written = counter("files_written")
+        self._dropped = counter("duplicates_dropped")
+        self._pool = ThreadPoolExecutor(max_workers=self._threads)
+
+    def teardown(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def start_bundle(self) -> None:
+        self._pending: list[Future] = []
+
+    def _write(self, partition: str, start: int, end: int, rows: list[RowTuple]) -> list[tuple[str, int]]:
+        directory = FileSystems.join(self._output, partition)
+        written = []
+        for index, chunk in enumerate(shard(rows, self._max_rows)):
+            path = FileSystems.join(directory, part_file_name(start, end, 0, index, run_id=self._run_id))
+            write_atomically(path, rows_to_parquet_bytes(chunk))
+            written.append((path, len(chunk)))
+        return written
+
+    def _collect(self, keep: int) -> Iterator[Any]:
+        while len(self._pending) > keep:
+            for path, count in self._pending.pop(0).result():  # a write error raises: the bundle is retried
+                self._rows_written.inc(count)
+                self._files_written.inc()
+                yield window.GlobalWindows.windowed_value(path)
+
+    def process(self, keyed: tuple[WindowKey, Iterable[list[RowTuple]]]) -> Iterator[Any]:
+        (partition, start, end), batches = keyed
+        rows, dropped = dedupe_rows(row for batch in batches for row in batch)
+        self._dropped.inc(dropped)
+        self._pending.append(self._pool.submit(self._write, partition, start, end, rows))
+        yield from self._collect(keep=2 * self._threads)
+
+    def finish_bundle(self) -> Iterator[Any]:
+        yield from self._collect(keep=0)
+
+
+class WriteDedupedPartitions(beam.PTransform):
+    """Batch: row tuples stamped on arrival -> one row per dedupe key, written as Parquet files
+    ``{output}/event_date=D/event_name=N/part-<start>-<end>-p0-s<shard>-<run>.parquet``.
+
+    "Group by partition, drop repeated dedupe keys, write": the rule is compaction's
+    (``pipeline.parquet.dedupe_rows`` = ``dedupe_table`` on tuples: first-received copy kept).
+    In batch every copy of an event lands in the same partition (it comes from the event)
+    and the same window (a replay stamps every line with one arrival time), so this one
+    shuffle replaces a dedupe shuffle per event plus a write shuffle per row. Streaming keeps
+    ``DedupeEvents`` (state across windows) and ``WritePartitionedParquet``. Dropped copies
+    are counted (``duplicates_dropped``). Output: the paths written.
+    """
+
+    def __init__(self, output: str, window_seconds: int, max_rows_per_file: int = MAX_ROWS_PER_FILE,
+                 run_id: str | None = None):
+        super().__init__()
+        if not isinstance(window_seconds, int) or window_seconds <= 0:
+            raise ValueError(f"window_seconds must be a positive int, got {window_seconds!r}")
+        self.output = output
+        self.window_seconds = window_seconds
+        self.max_rows_per_file = max_rows_per_file
+        self.run_id = run_id or new_run_id()  # fixed here, when the graph is built
+
+    def expand(self, rows: beam.PCollection) -> beam.PCollection:
+        if not rows.is_bounded:
+            raise ValueError("WriteDedupedPartitions is for bounded input; streaming uses DedupeEvents")
+        return (
+            rows
+            | "BatchPerPartition" >> beam.ParDo(_BatchPerPartitionFn(self.window_seconds))
+            .with_output_types(Tuple[WindowKey, Any])
+            | "GroupByPartition" >> beam.GroupByKey()
+            | "DedupeAndWrite" >> beam.ParDo(_WriteDedupedFn(self.output, self.max_rows_per_file, self.run_id))
         )

@@ -22,7 +22,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from apache_beam.options.pipeline_options import PipelineOptions
-from pipeline.options import CanvasEventsOptions, preflight
+from pipeline.options import CanvasEventsOptions, CompactOptions, preflight
 from tests.deploy.gcloud_env import gcloud_env, gcloud_sdk_python, gcloud_sdk_root, isolated
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,6 +53,7 @@ def option_dests() -> list[str]:
 
     parser = argparse.ArgumentParser(add_help=False)
     CanvasEventsOptions._add_argparse_args(parser)
+    CompactOptions._add_argparse_args(parser)  # the template's job=compact
     return [a.dest for a in parser._actions]
 
 
@@ -221,6 +222,17 @@ def test_dockerfile_is_launcher_and_sdk_container_in_one() -> None:
             assert (REPO / source).exists(), source
     assert "pip install --no-cache-dir -r requirements.txt" in docker
     assert "pip install --no-cache-dir --no-deps ." in docker
+
+
+def test_launch_file_runs_compaction_when_job_is_compact(tmp_path: Path) -> None:
+    """One template, two jobs: job=compact reaches pipeline.compact (here on an empty local lake)."""
+    lake = tmp_path / "events"
+    lake.mkdir()
+    proc = subprocess.run([sys.executable, str(TEMPLATES / "launch.py"), "--job=compact", f"--output={lake}",
+                           "--dead_letter_output=gs://b/dead", "--older_than_days=3"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "0 partition(s) in scope" in proc.stderr and "files_after" in proc.stderr
 
 
 def test_launch_file_hands_its_arguments_to_the_pipeline(tmp_path: Path) -> None:

@@ -96,11 +96,20 @@ def test_preflight_reports_every_problem_at_once() -> None:
     assert len(errors) == 6, errors  # input, output, dead letters, jwks, window, salt
 
 
+def test_job_other_than_pipeline_is_refused_by_run() -> None:
+    base = ["--input_files=x", "--output=o", "--dead_letter_output=d", "--allow_unsigned"]
+    assert preflight(PipelineOptions(base + ["--job=pipeline"])) == []
+    assert preflight(PipelineOptions(base + ["--job=compact"])) == [
+        "--job=compact selects the Flex Template's job; locally run `canvas-events compact`"]
+    assert "--job must be one of pipeline, compact" in preflight(PipelineOptions(base + ["--job=both"]))[0]
+
+
 def test_every_option_help_states_its_default() -> None:
     specs = option_specs()
     assert [s.name for s in specs] == [
         "input_subscription", "input_files", "output", "dead_letter_output", "jwks_url", "allow_unsigned",
         "jwt_issuer", "allow_expired_tokens", "window_seconds", "dedupe_ttl_seconds", "pii", "pii_salt",
+        "job", "dates", "older_than_days", "target_file_mb",  # CompactOptions: the template's job=compact
     ]
     for spec in specs:
         assert "Default: " in spec.help, spec.name

@@ -123,9 +123,10 @@ def test_row_to_tuple_takes_what_validate_row_takes() -> None:
 def test_file_names_are_deterministic_and_temp_names_hidden() -> None:
     start = int(datetime(2024, 3, 1, 12, 0, tzinfo=UTC).timestamp() * 1e6)
     end = start + 300 * 10**6
-    name = part_file_name(start, end, 2, 1)
-    assert name == "part-20240301T120000Z-20240301T120500Z-p2-s001.parquet"
-    assert part_file_name(start, end, 2, 1) == name
+    name = part_file_name(start, end, 2, 1, run_id="0123abcd4567")
+    assert name == "part-20240301T120000Z-20240301T120500Z-p2-s001-0123abcd4567.parquet"
+    assert part_file_name(start, end, 2, 1, run_id="0123abcd4567") == name
+    assert part_file_name(start, end, 2, 1, run_id="another0run1") != name  # another run: another file
     assert temp_name_for(name, "abc").startswith(TEMP_PREFIX) and temp_name_for(name, "abc") != name
     assert window_date(start) == "2024-03-01"
 
