@@ -6,6 +6,7 @@ Subcommands:
              rejected, 2 on a usage error (including a JWKS that cannot be loaded).
   run        the Beam pipeline (streaming from Pub/Sub or batch replay from files); every
              option of `python -m pipeline.main`.
+  sqs-relay  relay Canvas's SQS deliveries to the receiver's Pub/Sub topic (pipeline/sqsrelay).
 """
 from __future__ import annotations
 
@@ -131,11 +132,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _add_normalize_args(normalize_parser)
     sub.add_parser("run", help="run the Beam pipeline (see `canvas-events run --help`)", add_help=False)
+    sub.add_parser("sqs-relay", help="relay an SQS queue to the Pub/Sub topic (see `canvas-events sqs-relay --help`)",
+                   add_help=False)
 
     if argv[:1] == ["run"]:
         # The pipeline owns its options (one PipelineOptions class); pass everything through.
         from pipeline.main import run
         return run(argv[1:])
+    if argv[:1] == ["sqs-relay"]:
+        from pipeline.sqsrelay.main import main as sqs_relay
+        return sqs_relay(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "normalize":
         return cmd_normalize(args)
