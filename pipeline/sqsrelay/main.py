@@ -138,6 +138,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("canvas_sqs_relay").setLevel(logging.INFO)
+    for chatty in ("botocore", "boto3", "urllib3"):  # e.g. "Found credentials in environment variables."
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
     from pipeline.sqsrelay.relay import PubSubPublisher, Relay, dead_letter_sink
 

@@ -250,6 +250,14 @@ def receive_wait_seconds(idle_exit_seconds: float, long_poll_seconds: int) -> in
     return max(1, min(long_poll_seconds, int(idle_exit_seconds // 2)))
 
 
+def should_idle_exit(*, idle_exit_seconds: float, idle_for: float, holding: int, visible: int | None) -> bool:
+    """Exit for idleness only when nothing arrived for long enough, nothing is in hand, and the
+    queue itself says it holds nothing visible (an empty receive alone can be a slow server)."""
+    if idle_exit_seconds <= 0 or holding or idle_for < idle_exit_seconds:
+        return False
+    return visible == 0
+
+
 def region_from_queue_url(queue_url: str) -> str | None:
     """``https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`` -> REGION (None for other hosts)."""
     host = urlsplit(queue_url).hostname or ""

@@ -253,9 +253,16 @@ class Relay:
         if self.idle_exit_seconds <= 0:
             return False
         with self._leases_lock:  # messages in hand hold a lease until they are settled
-            holding = bool(self._leases)
-            idle = time.monotonic() - self._last_message
-        return not holding and idle >= self.idle_exit_seconds
+            holding = len(self._leases)
+            idle_for = time.monotonic() - self._last_message
+        if holding or idle_for < self.idle_exit_seconds:
+            return False
+        visible = self._queue_depth()[0]
+        if visible:  # receives came back empty, yet the queue holds messages: keep going
+            with self._leases_lock:
+                self._last_message = time.monotonic()
+        return plan.should_idle_exit(idle_exit_seconds=self.idle_exit_seconds, idle_for=idle_for,
+                                     holding=holding, visible=visible)
 
     # ---- the receive loop -----------------------------------------------------------------
 
@@ -417,20 +424,23 @@ class Relay:
         while not self._stopping.wait(self.progress_seconds):
             self._log_progress()
 
-    def _log_progress(self) -> None:
-        count, now = self.stats.relayed, time.monotonic()
-        last_count, last_time = self._progress_mark
-        self._progress_mark = (count, now)
-        depth = not_visible = None
+    def _queue_depth(self) -> tuple[int | None, int | None]:
+        """(visible, not visible): SQS's approximate counts, (None, None) when it does not answer."""
         try:
             attributes = self.sqs.get_queue_attributes(
                 QueueUrl=self.queue_url,
                 AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
             )["Attributes"]
-            depth = int(attributes["ApproximateNumberOfMessages"])
-            not_visible = int(attributes["ApproximateNumberOfMessagesNotVisible"])
+            return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
         except Exception as exc:
             logger.warning("sqs-relay: queue depth unavailable: %s", type(exc).__name__)
+            return None, None
+
+    def _log_progress(self) -> None:
+        count, now = self.stats.relayed, time.monotonic()
+        last_count, last_time = self._progress_mark
+        self._progress_mark = (count, now)
+        depth, not_visible = self._queue_depth()
         logger.info(plan.progress_line(
             relayed=count, relayed_since_last=count - last_count, dead_lettered=self.stats.dead_lettered,
             seconds=now - last_time, queue_depth=depth, not_visible=not_visible))

@@ -125,3 +125,20 @@ def test_progress_line_names_the_counts_and_the_depth() -> None:
     assert line == "sqs-relay: relayed 1200 (+300 in 60 s), dead-lettered 1, queue depth ~42, ~10 in flight"
     assert "queue depth unknown" in plan.progress_line(relayed=0, relayed_since_last=0, dead_lettered=0,
                                                        seconds=60, queue_depth=None, not_visible=None)
+
+
+def test_idle_exit_needs_quiet_empty_hands_and_an_empty_queue() -> None:
+    quiet = dict(idle_exit_seconds=5, idle_for=6)
+    assert plan.should_idle_exit(**quiet, holding=0, visible=0)
+    assert not plan.should_idle_exit(**quiet, holding=3, visible=0)
+    assert not plan.should_idle_exit(**quiet, holding=0, visible=12)  # receives came back empty: not proof
+    assert not plan.should_idle_exit(**quiet, holding=0, visible=None)  # SQS did not answer
+    assert not plan.should_idle_exit(idle_exit_seconds=5, idle_for=4, holding=0, visible=0)
+    assert not plan.should_idle_exit(idle_exit_seconds=0, idle_for=1e9, holding=0, visible=0)
+
+
+def test_a_message_pubsub_refuses_becomes_a_record_with_the_reason() -> None:
+    (item,), _ = plan.plan_batch([message(b'{"x": 1}', "m-9")], NOW)
+    record = plan.dead_letter(plan.refused(item, "InvalidArgument: bad attribute"), NOW)
+    assert record["error_type"] == "publish_refused" and "bad attribute" in record["message"]
+    assert decode_payload(record) == b'{"x": 1}' and record["attributes"]["source"] == "sqs"
