@@ -206,10 +206,14 @@ def dead_letter(rejected: Rejected, failed_at: datetime) -> dict[str, Any]:
     )
 
 
-def dead_letter_name(message: SqsMessage, failed_at: datetime) -> str:
-    """Object name under the dead-letter prefix: one file per message, the same name on a retry."""
+def dead_letter_name(message: SqsMessage, failed_at: datetime, attempt: str) -> str:
+    """Object name under the dead-letter prefix: one file per message and attempt.
+
+    ``attempt`` (unique per write) keeps a retry from overwriting an object, which the relay's
+    service account (roles/storage.objectCreator) may not do.
+    """
     safe_id = "".join(c if c.isalnum() or c in "-_" else "_" for c in message.message_id)
-    return f"sqs-relay/{failed_at.astimezone(timezone.utc):%Y-%m-%d}/{safe_id}.jsonl"
+    return f"sqs-relay/{failed_at.astimezone(timezone.utc):%Y-%m-%d}/{safe_id}-{attempt}.jsonl"
 
 
 def settle(batch: Iterable[SqsMessage], confirmed: Iterable[str]) -> Settlement:

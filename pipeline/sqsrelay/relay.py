@@ -21,6 +21,7 @@ import os
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -353,7 +354,7 @@ class Relay:
                              item.message.message_id, item.error_type, item.reason)
                 continue
             try:
-                self.dead_letters.write(plan.dead_letter_name(item.message, failed_at),
+                self.dead_letters.write(plan.dead_letter_name(item.message, failed_at, uuid.uuid4().hex[:8]),
                                         encode_record(plan.dead_letter(item, failed_at)))
             except Exception as exc:  # transient storage trouble: the message stays in SQS and comes back
                 logger.error("sqs-relay: dead letter for %s not written: %s: %s", item.message.message_id,

@@ -63,7 +63,7 @@ def test_plan_batch_sends_what_pubsub_cannot_take_to_the_dead_letters() -> None:
     record = plan.dead_letter(r, NOW)
     assert decode_payload(record) == big.body and record["error_type"] == "oversized"
     assert record["stage"] == "sqs_relay" and record["attributes"]["sqs_message_id"] == "big"
-    assert plan.dead_letter_name(big, NOW) == "sqs-relay/2026-03-04/big.jsonl"
+    assert plan.dead_letter_name(big, NOW, "a1b2") == "sqs-relay/2026-03-04/big-a1b2.jsonl"
 
 
 def test_the_default_limit_is_pubsubs_and_cannot_be_raised_past_it() -> None:
