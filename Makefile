@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) bench/core.py
 	$(PY) bench/pipeline.py
 	$(PY) bench/receiver.py
+	$(PY) bench/sqs_relay.py
 
 clean:
 	rm -rf $(VENV) demo-output .demo dist-receiver build *.egg-info
