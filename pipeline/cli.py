@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="canvas-events",
         description="Canvas LMS Live Events: verify, normalize and land events as Parquet.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{normalize,run}")
+    sub = parser.add_subparsers(dest="command", metavar="{normalize,run,sqs-relay}")
     normalize_parser = sub.add_parser(
         "normalize", help="normalize raw delivery bodies (one per line) to JSON rows",
         description="Read raw delivery bodies, one per line; write one JSON row per event to stdout and "
