@@ -307,13 +307,11 @@ class Relay:
     def _relay(self, batch: list[SqsMessage]) -> None:
         outgoing, rejected = plan.plan_batch(batch, self.now(), max_message_bytes=self.max_message_bytes)
         confirmed: list[str] = []
-        failed: list[SqsMessage] = []
         for request in plan.publish_requests(outgoing):
             done, refused, error = self._publish(request)
             confirmed += done
             rejected += refused
-            if error is not None:
-                failed += [item.message for item in request if item.message.message_id not in done]
+            if error is not None:  # what was not confirmed is released below, to come back later
                 logger.error("sqs-relay: publish of %d messages failed: %s: %s", len(request) - len(done),
                              type(error).__name__, _short(error))
         dead_lettered = self._write_dead_letters(rejected)
