@@ -67,7 +67,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--progress_seconds", type=float, default=float(env("PROGRESS_SECONDS") or 60),
                         help="interval of the progress line (env PROGRESS_SECONDS). Default: 60.")
     parser.add_argument("--health_port", type=int, default=int(env("PORT") or 0),
-                        help="serve GET /healthz (200 while the relay runs) on this port; Cloud Run sets PORT "
+                        help="answer HTTP GET on this port, any path (200 while the relay runs); Cloud Run sets PORT "
                              "(env PORT). Default: 0, none.")
     return parser
 

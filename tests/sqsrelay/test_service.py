@@ -38,7 +38,7 @@ def test_health_answers_on_port_while_running_and_sigterm_exits_0(
     queue = moto_sqs.create_queue()
     port = free_port()
     relay = start_relay(queue, topic, f"--health_port={port}")
-    url = f"http://127.0.0.1:{port}/healthz"
+    url = f"http://127.0.0.1:{port}/"
     wait_until(lambda: http_ok(url), timeout=60, what="health endpoint",
                abort=lambda: relay.output() if relay.proc.poll() is not None else None)
     with urllib.request.urlopen(url, timeout=5) as response:
