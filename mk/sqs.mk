@@ -15,8 +15,9 @@
 #
 # One always-on instance (min = max = 1, CPU always allocated): the relay is a loop, not a
 # request handler, so it must keep its CPU between requests, and one instance with several
-# receive loops is plenty (bench/sqs_relay.py). It answers Cloud Run's probes on $PORT
-# (any GET path: Cloud Run keeps some paths ending in z, like /healthz, for itself) and is private: no unauthenticated invoker, internal ingress only.
+# receive loops is plenty (bench/sqs_relay.py). It answers Cloud Run's probes on $PORT (any GET
+# path: Cloud Run keeps some paths ending in z, like /healthz, for itself) and is private: no
+# unauthenticated invoker, internal ingress only.
 
 SQS_QUEUE_URL ?=
 # Empty: read from an sqs.REGION.amazonaws.com queue URL.
