@@ -40,3 +40,16 @@ def test_the_subcommand_is_wired_into_canvas_events(capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err
     assert err.startswith("canvas-events sqs-relay: ") and "--topic must be" in err and "--receivers" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_without_boto3_the_relay_says_which_extra_to_install() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys; sys.modules['boto3'] = None; from pipeline.cli import main; "
+             "sys.exit(main(['sqs-relay', '--queue_url=https://sqs.us-east-1.amazonaws.com/1/q', "
+             "'--topic=projects/p/topics/t']))")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 1
+    assert "boto3 is not installed" in proc.stderr and "canvas-live-events[sqs]" in proc.stderr
