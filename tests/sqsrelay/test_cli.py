@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,9 +45,6 @@ def test_the_subcommand_is_wired_into_canvas_events(capsys: pytest.CaptureFixtur
 
 
 def test_without_boto3_the_relay_says_which_extra_to_install() -> None:
-    import subprocess
-    import sys
-
     probe = ("import sys; sys.modules['boto3'] = None; from pipeline.cli import main; "
              "sys.exit(main(['sqs-relay', '--queue_url=https://sqs.us-east-1.amazonaws.com/1/q', "
              "'--topic=projects/p/topics/t']))")
