@@ -35,6 +35,8 @@ logger = logging.getLogger("canvas_sqs_relay")
 
 LONG_POLL_SECONDS = 5  # a receive in flight at SIGTERM returns within Cloud Run's 10 s grace
 _ERROR_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10)
+# Below this the lease keeper (which extends at half the timeout) has little slack for a slow SQS.
+MIN_SAFE_VISIBILITY_SECONDS = 10
 
 
 class PermanentPublishError(Exception):
@@ -215,6 +217,10 @@ class Relay:
         """Fail fast (credentials, queue URL, permissions) and learn the visibility timeout."""
         response = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"])
         self.visibility_seconds = float(response["Attributes"]["VisibilityTimeout"])
+        if self.visibility_seconds < MIN_SAFE_VISIBILITY_SECONDS:
+            logger.warning("sqs-relay: the queue's visibility timeout is %.0f s: a message may be handed out again "
+                           "before its publish is confirmed (copies, never losses); %d s or more is safer",
+                           self.visibility_seconds, MIN_SAFE_VISIBILITY_SECONDS)
 
     def stop(self) -> None:
         """Ask for a graceful stop: no new receives; what is in flight finishes and is deleted."""
