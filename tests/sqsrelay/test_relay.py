@@ -140,6 +140,7 @@ def test_kill_9_mid_run_then_a_restart_delivers_every_body(
 
     second = start_relay(queue, topic, "--idle_exit_seconds=4")
     assert second.wait(timeout=120) == 0, second.output()
+    assert "visibility timeout is 2 s" in second.output()  # warned: copies likely with so short a timeout
     published = pull_until(pubsub_emulator, subscription, lambda got: set(got) >= set(bodies))
     assert set(published) == set(bodies)  # every body at least once; copies are the pipeline's dedupe's job
     assert moto_sqs.depth(queue) == (0, 0)
