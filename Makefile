@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) bench/pipeline.py
 	$(PY) bench/receiver.py
 	$(PY) bench/compact.py
+	$(PY) bench/sqs_relay.py
 
 clean:
 	rm -rf $(VENV) demo-output .demo dist-receiver build *.egg-info

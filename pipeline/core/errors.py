@@ -32,6 +32,8 @@ ERROR_TYPES: dict[str, str] = {
     "bad_timestamp": "the event time is missing or cannot be parsed",
     "missing_field": "a field the schema requires is missing",
     "invalid_field": "a field has the wrong JSON type (e.g. an object where a string or id belongs)",
+    # relay (canvas-events sqs-relay)
+    "publish_refused": "Pub/Sub refused the message for good (e.g. INVALID_ARGUMENT), so it was not relayed",
 }
 
 
