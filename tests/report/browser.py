@@ -34,9 +34,13 @@ def chromium_binary() -> tuple[str | None, str]:
             return found, ""
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return None, "chromium is not installed and apt-get cannot run here (not root): apt-get install chromium"
-    proc = subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "--no-install-recommends",
-                           "chromium"], capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "--no-install-recommends", "chromium"]
+    proc = subprocess.run(install, capture_output=True, text=True, timeout=900, env=env)
+    if proc.returncode != 0:  # a new machine has no package lists yet
+        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "update"], capture_output=True, text=True,
+                       timeout=600, env=env)
+        proc = subprocess.run(install, capture_output=True, text=True, timeout=900, env=env)
     found = shutil.which("chromium")
     if found:
         return found, ""
