@@ -21,7 +21,7 @@ import duckdb
 
 from bench.lake_data import write_day
 from pipeline.core.compaction import compact_run_of
-from tests.lake.conftest import OLD_DAYS, duckdb_counts, visible_files
+from tests.support.lake import OLD_DAYS, duckdb_counts, visible_files
 
 ROOT = Path(__file__).resolve().parents[2]
 

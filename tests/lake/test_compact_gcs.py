@@ -26,7 +26,7 @@ from bench.lake_data import write_day
 from pipeline.compact import main as compact_main
 from pipeline.core.compaction import compact_run_of
 from schemas.events import FILE_SCHEMA
-from tests.lake.conftest import OLD_DAYS
+from tests.support.lake import OLD_DAYS
 
 
 @pytest.mark.slow

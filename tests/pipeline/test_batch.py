@@ -34,11 +34,6 @@ from tests.pipeline.helpers import (
 )
 
 
-@pytest.fixture(scope="module")
-def signer() -> DemoSigner:
-    return DemoSigner(kid="test-key-1")
-
-
 def _events(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return [normalize(e) for e in decode_delivery(json.dumps(payload).encode(), verifier=None, allow_unsigned=True)]
 
@@ -58,7 +53,7 @@ def _two_event_envelope(bad_second: bool) -> dict[str, Any]:
 def test_batch_replay_of_signed_corpus(tmp_path: Path, signer: DemoSigner, capfd: pytest.CaptureFixture[str]) -> None:
     jwks = tmp_path / "jwks.json"
     signer.write_jwks(jwks)
-    stranger = DemoSigner(kid="test-key-1")  # same kid, different key: bad signature
+    stranger = DemoSigner(kid=signer.kid)  # same kid, different key: bad signature
     unknown = DemoSigner(kid="nobody")
 
     payloads = corpus_payloads()
@@ -107,7 +102,7 @@ def test_batch_replay_of_signed_corpus(tmp_path: Path, signer: DemoSigner, capfd
     assert Counter(keys) == Counter(set(distinct))
     assert counts_by_event_name(out) == dict(Counter(safe_name(r["event_name"]) for r in distinct.values()))
     signed_kids = query(f"select distinct signed, kid from read_parquet('{out}/**/*.parquet', hive_partitioning=true)")
-    assert signed_kids == [(True, "test-key-1")]
+    assert signed_kids == [(True, signer.kid)]
 
     # Dead letters: the expected error types, each payload decoding back to its input line.
     records = dead_letters(dlo)

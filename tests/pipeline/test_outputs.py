@@ -13,12 +13,11 @@ import json
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import apache_beam as beam
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.internal.gcp import auth as beam_auth
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.core.identity import dedupe_key
@@ -26,17 +25,6 @@ from pipeline.main import build_pipeline, run
 from devkit.signing import DemoSigner
 from schemas.events import FILE_SCHEMA
 from tests.pipeline.helpers import corpus_payloads, expected_keys, sign
-
-
-@pytest.fixture
-def anonymous_gcs() -> Iterator[None]:
-    cache = beam_auth._Credentials
-    saved = (cache._credentials_init, cache._credentials)
-    cache._credentials_init, cache._credentials = True, None
-    try:
-        yield
-    finally:
-        cache._credentials_init, cache._credentials = saved
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from pipeline.main import run
 from devkit.signing import DemoSigner
 from tests.pipeline.helpers import corpus_payloads, expected_keys, output_keys, sign
 from tests.receiver.client import post
-from tests.sqsrelay.conftest import unique
+from tests.support.names import unique
 from tests.sqsrelay.test_relay import pull_until
 from tests.support.moto_sqs import MotoSqsServer
 

@@ -20,7 +20,7 @@ from pipeline.deadletter import decode_payload
 from devkit.emulators import PubSubEmulator, wait_until
 from tests.support.corpus import corpus_payloads as sample_payloads
 from devkit.signing import DemoSigner
-from tests.sqsrelay.conftest import unique
+from tests.support.names import unique
 from tests.support.moto_sqs import MotoSqsServer
 
 NON_ASCII = '{"metadata":{"event_name":"logged_in"},"body":{"note":"naïve café ☃ 𝄞 日本語 \\u00e9"}}'
