@@ -46,7 +46,8 @@ def test_transform_splits_verified_events_from_dead_letters(signer: DemoSigner, 
     unknown = sign(DemoSigner(kid="not-in-jwks"), canvas)
     unsigned = b'{"metadata": {}, "body": {}}'
     garbage = b"\xff not a delivery"
-    deliveries = [Delivery(raw, {"n": str(i)}, None) for i, raw in enumerate([*good, forged, unknown, unsigned, garbage])]
+    raws = [*good, forged, unknown, unsigned, garbage]
+    deliveries = [Delivery(raw, {"n": str(i)}, None) for i, raw in enumerate(raws)]
 
     with test_pipeline.TestPipeline() as p:
         outputs = p | beam.Create(deliveries) | VerifyAndDecode([str(jwks_file)], allow_unsigned=False)
