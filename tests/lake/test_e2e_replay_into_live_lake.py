@@ -29,13 +29,11 @@ FILES_DEADLINE = 150  # seconds: a streaming window fires up to ~30 s after its 
 
 
 def test_stream_then_overlapping_replay_then_compact_leaves_one_row_per_event(
-        pubsub_emulator: Any, tmp_path: Path) -> None:
+        pubsub_emulator: Any, tmp_path: Path, signer: DemoSigner, jwks_file: Path) -> None:
     run_id = uuid.uuid4().hex[:8]
     topic = pubsub_emulator.create_topic(f"live-{run_id}")
     subscription = pubsub_emulator.create_subscription(topic, f"pipe-{run_id}")
-    signer = DemoSigner(kid="live-lake")
-    jwks = tmp_path / "jwks.json"
-    signer.write_jwks(jwks)
+    jwks = jwks_file
     out, dlo = tmp_path / "events", tmp_path / "dead"
 
     payloads = [p for p in corpus_payloads() if "metadata" in p][:45]

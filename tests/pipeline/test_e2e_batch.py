@@ -50,9 +50,9 @@ def _two_event_envelope(bad_second: bool) -> dict[str, Any]:
     return envelope
 
 
-def test_batch_replay_of_signed_corpus(tmp_path: Path, signer: DemoSigner, capfd: pytest.CaptureFixture[str]) -> None:
-    jwks = tmp_path / "jwks.json"
-    signer.write_jwks(jwks)
+def test_batch_replay_of_signed_corpus(tmp_path: Path, signer: DemoSigner, jwks_file: Path,
+                                       capfd: pytest.CaptureFixture[str]) -> None:
+    jwks = jwks_file
     stranger = DemoSigner(kid=signer.kid)  # same kid, different key: bad signature
     unknown = DemoSigner(kid="nobody")
 
@@ -128,10 +128,9 @@ def test_batch_replay_of_signed_corpus(tmp_path: Path, signer: DemoSigner, capfd
     assert not temp_files(out, dlo)
 
 
-def test_allow_expired_tokens_replays_old_signed_data(tmp_path: Path, signer: DemoSigner) -> None:
+def test_allow_expired_tokens_replays_old_signed_data(tmp_path: Path, signer: DemoSigner, jwks_file: Path) -> None:
     """An operator replaying old signed data relaxes exp explicitly; signatures still count."""
-    jwks = tmp_path / "jwks.json"
-    signer.write_jwks(jwks)
+    jwks = jwks_file
     payloads = corpus_payloads()[:3]
     old = [signer.sign({**p, "exp": 1_600_000_000}) for p in payloads]
     forged = signer.sign({**payloads[0], "exp": 1_600_000_000})[:-4] + b"AAAA"

@@ -28,13 +28,11 @@ from tests.pipeline.helpers import corpus_payloads, expected_keys, sign
 
 
 @pytest.mark.slow
-def test_writes_to_gcs_emulator(gcs_emulator: Any, anonymous_gcs: None, tmp_path: Path,
-                                capfd: pytest.CaptureFixture[str]) -> None:
+def test_writes_to_gcs_emulator(gcs_emulator: Any, anonymous_gcs: None, tmp_path: Path, signer: DemoSigner,
+                                jwks_file: Path, capfd: pytest.CaptureFixture[str]) -> None:
     bucket = f"events-{uuid.uuid4().hex[:8]}"
     gcs_emulator.create_bucket(bucket)
-    signer = DemoSigner(kid="gcs-key")
-    jwks = tmp_path / "jwks.json"
-    signer.write_jwks(jwks)
+    jwks = jwks_file
     payloads = corpus_payloads()[:30]
     source = tmp_path / "in.txt"
     source.write_bytes(b"\n".join([sign(signer, p) for p in payloads] + [b"garbage"]) + b"\n")

@@ -47,13 +47,12 @@ def _keys_if_readable(out: Path) -> Counter[str]:
     return Counter(output_keys(out))
 
 
-def test_streaming_from_pubsub_emulator(pubsub_emulator: Any, tmp_path: Path) -> None:
+def test_streaming_from_pubsub_emulator(pubsub_emulator: Any, tmp_path: Path, signer: DemoSigner,
+                                        jwks_file: Path) -> None:
     run_id = uuid.uuid4().hex[:8]
     topic = pubsub_emulator.create_topic(f"live-events-{run_id}")
     subscription = pubsub_emulator.create_subscription(topic, f"pipeline-{run_id}")
-    signer = DemoSigner(kid="stream-key")
-    jwks = tmp_path / "jwks.json"
-    signer.write_jwks(jwks)
+    jwks = jwks_file
     out, dlo = tmp_path / "out", tmp_path / "dead"
 
     payloads = [p for p in corpus_payloads() if "metadata" in p][:40]
