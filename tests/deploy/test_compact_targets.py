@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.gcloud_env import assert_gcloud_accepts
-from tests.deploy.test_make_targets import PROJECT, REPO, TAG, DryRun, dry_run, find, flags, make
+from tests.deploy.dry_run import PROJECT, REPO, TAG, DryRun, dry_run, find, flags, make
 
 TARGETS = ("compact", "compact-schedule")
 METADATA = {p["name"]: p for p in json.loads((REPO / "templates/metadata.json").read_text())["parameters"]}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.gcloud_env import assert_gcloud_accepts
-from tests.deploy.test_make_targets import PROJECT, TAG, DryRun, dry_run, find, flags, make
+from tests.deploy.dry_run import PROJECT, TAG, DryRun, dry_run, find, flags, make
 
 KEYS_SA = f"canvas-events-keys@{PROJECT}.iam.gserviceaccount.com"
 IMAGE = f"us-central1-docker.pkg.dev/{PROJECT}/canvas-events/pipeline:{TAG}"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.gcloud_env import assert_gcloud_accepts
-from tests.deploy.test_make_targets import PROJECT, DryRun, dry_run, find, flags, make
+from tests.deploy.dry_run import PROJECT, DryRun, dry_run, find, flags, make
 
 QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/canvas-live-events"
 TARGETS = ("sqs-relay-secrets", "sqs-relay-iam", "deploy-sqs-relay")

@@ -18,7 +18,7 @@ from devkit.signing import DemoSigner
 from tests.pipeline.helpers import corpus_payloads, expected_keys, output_keys, sign
 from tests.receiver.client import post
 from tests.support.names import unique
-from tests.sqsrelay.test_relay import pull_until
+from tests.support.pubsub import pull_until
 from tests.support.moto_sqs import MotoSqsServer
 
 

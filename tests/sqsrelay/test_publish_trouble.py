@@ -17,7 +17,7 @@ from pipeline.deadletter import decode_payload
 from devkit.emulators import PubSubEmulator, free_port, wait_until
 from pipeline.sqsrelay.relay import LocalDeadLetters, PermanentPublishError, PubSubPublisher, Relay
 from tests.support.names import unique
-from tests.sqsrelay.test_relay import pull_until
+from tests.support.pubsub import pull_until
 from tests.support.moto_sqs import MotoSqsServer
 
 
