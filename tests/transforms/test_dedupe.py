@@ -1,6 +1,8 @@
 """DedupeEvents on its own: TestPipeline + assert_that, bounded (Create) and unbounded (TestStream)."""
 from __future__ import annotations
 
+import time
+
 import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -58,6 +60,27 @@ def test_unbounded_drops_copies_within_the_ttl_in_any_later_window() -> None:
             window.IntervalWindow(0, 60): [(row_key(r), "first") for r in rows],
             window.IntervalWindow(60, 120): [(row_key(fresh), "first")],
         }), reify_windows=True)
+
+
+def test_unbounded_forgets_a_key_once_its_ttl_has_passed() -> None:
+    [row] = distinct_rows(1)
+    ttl = 60
+    stream = (
+        test_stream.TestStream()
+        .add_elements([TimestampedValue(with_values(row, kid="first"), 10)])
+        .advance_processing_time(ttl // 2)
+        .add_elements([TimestampedValue(with_values(row, kid="within-ttl"), 15)])  # dropped
+        # The DoFn sets its REAL_TIME timer from the wall clock (Timestamp.now(), as on Dataflow)
+        # while TestStream's processing time starts near zero: move it past now + TTL.
+        .advance_processing_time(int(time.time()) + 2 * ttl)
+        .add_elements([TimestampedValue(with_values(row, kid="after-ttl"), 20)])  # written again
+        .advance_watermark_to_infinity()
+    )
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    with test_pipeline.TestPipeline(options=options) as p:
+        kept = p | stream | DedupeEvents(ttl_seconds=ttl) | beam.Map(_key_and_kid)
+        assert_that(kept, equal_to([(row_key(row), "first"), (row_key(row), "after-ttl")]))
 
 
 @pytest.mark.parametrize("ttl", [0, -1, 1.5, True, "600"])
