@@ -19,7 +19,6 @@ Noisy on a shared machine; compare within one run.
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import signal
 import subprocess
@@ -54,15 +53,9 @@ def _log(message: str) -> None:
 
 
 def _payloads(n: int, tag: str) -> list[dict]:
-    from devkit.deliveries import payloads
+    from devkit.deliveries import distinct_canvas_events, payloads
 
-    corpus = payloads(formats=("canvas",))
-    out = []
-    for i in range(n):
-        payload = copy.deepcopy(corpus[i % len(corpus)])
-        payload["metadata"]["request_id"] = f"{tag}-{i:06d}"
-        out.append(payload)
-    return out
+    return distinct_canvas_events(payloads(formats=("canvas",)), n, tag)
 
 
 def _distinct(out: Path) -> Counter:

@@ -27,6 +27,7 @@ writes deliveries (one body per line) and the JWKS that verifies them.
 from __future__ import annotations
 
 import argparse
+import copy
 import random
 import sys
 import time
@@ -295,6 +296,17 @@ def payloads(count: int | None = None, *, formats: tuple[str, ...] = FORMATS, se
         fmt, name = kinds[serial % len(kinds)]
         events.append(makers[fmt](name, rng, serial, moment))
     return events
+
+
+def distinct_canvas_events(canvas_payloads: list[dict[str, Any]], n: int, tag: str) -> list[dict[str, Any]]:
+    """``n`` Canvas payloads cycled from ``canvas_payloads``, each one event of its own: a copy
+    with request id ``<tag>-<000000 + i>`` (a new dedupe key), for counting what a run lost."""
+    out = []
+    for i in range(n):
+        payload = copy.deepcopy(canvas_payloads[i % len(canvas_payloads)])
+        payload["metadata"]["request_id"] = f"{tag}-{i:06d}"
+        out.append(payload)
+    return out
 
 
 @dataclass(frozen=True)

@@ -397,15 +397,27 @@ class PubSubEmulator(_Emulator):
         self._publisher = self._subscriber = None
 
 
-class GcsEmulator(_Emulator):
-    """gcp-storage-emulator, in memory, on loopback."""
-
-    name = "gcs-emulator"
+class HttpEmulator(_Emulator):
+    """An emulator spoken to over HTTP at ``endpoint``, with one lazily made ``_client`` closed on stop."""
 
     def __init__(self, port: int | None = None, startup_timeout: float = 60.0):
         super().__init__(port, startup_timeout)
         self.endpoint = f"http://{LOOPBACK}:{self.port}"
         self._client: Any = None
+
+    def _close_clients(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:
+                pass  # closing a client of a server going away must not mask the stop
+        self._client = None
+
+
+class GcsEmulator(HttpEmulator):
+    """gcp-storage-emulator, in memory, on loopback."""
+
+    name = "gcs-emulator"
 
     def env(self) -> dict[str, str]:
         return {"STORAGE_EMULATOR_HOST": self.endpoint}
@@ -440,14 +452,6 @@ class GcsEmulator(_Emulator):
             self.client.create_bucket(name)
         except Conflict:
             pass
-
-    def _close_clients(self) -> None:
-        if self._client is not None:
-            try:
-                self._client.close()
-            except Exception:
-                pass
-        self._client = None
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

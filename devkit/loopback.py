@@ -10,13 +10,41 @@ import http.client
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 CONNECTION_ERROR = -1  # KeepAliveClient.post's status when no HTTP answer came back
 
 
-class JwksServer:
+class LoopbackHttpServer:
+    """An http.server on a free loopback port, served from a daemon thread: ``start()``/``stop()``
+    or a ``with`` block. Subclasses call ``_serve(Handler)`` in their ``__init__``."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler], name: str) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_port}"
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
+        )
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+class JwksServer(LoopbackHttpServer):
     """An http.server on a free loopback port serving a JWKS document at ``url``.
 
     ``document`` (a dict, or raw bytes), ``status`` and ``redirect_to`` may be changed while it
@@ -52,32 +80,13 @@ class JwksServer:
             def log_message(self, format: str, *args: Any) -> None:  # keep output quiet
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/jwks.json"
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="jwks-server", daemon=True
-        )
+        self._serve(Handler, "jwks-server")
+        self.url = f"{self.base_url}/jwks.json"
 
     @property
     def requests(self) -> int:
         with self._lock:
             return len(self.paths)
-
-    def start(self) -> "JwksServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(timeout=10)
-
-    def __enter__(self) -> "JwksServer":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
 
 class KeepAliveClient:

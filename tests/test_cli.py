@@ -30,18 +30,6 @@ def corpus_lines() -> list[bytes]:
     return [json.dumps(entry["payload"]).encode() for entry in corpus_entries()]
 
 
-@pytest.fixture(scope="module")
-def signer() -> DemoSigner:
-    return DemoSigner(kid="cli-test-key")
-
-
-@pytest.fixture()
-def jwks_file(tmp_path: Path, signer: DemoSigner) -> Path:
-    path = tmp_path / "jwks.json"
-    signer.write_jwks(path)
-    return path
-
-
 def test_help_lists_subcommands():
     result = run_cli("--help")
     assert result.returncode == 0
@@ -71,11 +59,11 @@ def test_signed_deliveries_verify_against_a_jwks_file(corpus_lines, signer, jwks
     assert result.returncode == 0, result.stderr.decode()[:2000]
     rows = jsonl(result.stdout)
     assert len(rows) == 20
-    assert all(row["signed"] is True and row["kid"] == "cli-test-key" for row in rows)
+    assert all(row["signed"] is True and row["kid"] == signer.kid for row in rows)
 
 
 def test_rejections_go_to_stderr_with_line_numbers_and_exit_1(corpus_lines, signer, jwks_file):
-    forger = DemoSigner(kid="cli-test-key")  # same kid, different key: a forgery
+    forger = DemoSigner(kid=signer.kid)  # same kid, different key: a forgery
     good = signer.sign(json.loads(corpus_lines[0]))
     forged = forger.sign(json.loads(corpus_lines[1]))
     lines = [good, b"not json, not a jwt", forged, corpus_lines[2], b"{broken json"]

@@ -16,7 +16,8 @@ from pipeline.core.errors import EventError
 from pipeline.core.jwks import JwksUnavailable, KeyStore, describe_source
 from pipeline.core.verify import JwtVerifier, build_verifier
 from devkit.signing import DemoSigner, b64url
-from tests.core.conftest import JwksServer, ManualClock, closed_port_url
+from devkit.loopback import JwksServer
+from tests.support.jwks import ManualClock, closed_port_url
 
 NOW = 1_700_000_000
 

@@ -29,7 +29,8 @@ from devkit.reference_verify import PyJwtVerifier, verify_with_pyjwt
 from pipeline.core.verify import DEFAULT_ISSUER, JwtVerifier
 from tests.support.corpus import corpus_payloads
 from devkit.signing import DemoSigner, b64url
-from tests.core.conftest import JwksServer, ManualClock
+from devkit.loopback import JwksServer
+from tests.support.jwks import ManualClock
 
 NOW = 1_700_000_000
 EVENT = {"metadata": {"event_name": "logged_in", "user_id": "1"}, "body": {"redirect_url": None}}

@@ -18,7 +18,7 @@ import sqlglot
 from sqlglot import exp
 
 from schemas.generate import BIGQUERY_DIR
-from tests.deploy.conftest import connect_events
+from tests.support.batch_lake import connect_events
 
 PLACEHOLDER = "${PROJECT}.${DATASET}."
 VIEW_FILES = ("events_deduped_view.sql", "views.sql")

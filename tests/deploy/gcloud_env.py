@@ -9,11 +9,14 @@ the machine allows it, so that a command that got past argument parsing can only
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+NO_ACCOUNT = "You do not currently have an active account selected"
 
 
 def gcloud_env(config_dir: Path | None = None, *, sdk_imports: bool = False) -> dict[str, str]:
@@ -62,3 +65,21 @@ def gcloud_sdk_python() -> Path:
     if bundled.exists():
         return bundled
     return Path(os.environ.get("CLOUDSDK_PYTHON") or shutil.which("python3") or "python3")
+
+
+def assert_gcloud_accepts(lines: list[str], config_dir: Path, *, control_from: int = 0) -> None:
+    """The real gcloud parses every line (gcloud_parse.py, offline): each gets past argument
+    parsing and stops at "no active account". A control line (``lines[control_from]`` with a
+    flag that does not exist) must be refused, or the check itself is broken."""
+    lines = [*lines, lines[control_from] + " --no-such-flag"]
+    proc = subprocess.run(
+        isolated([str(gcloud_sdk_python()), str(Path(__file__).with_name("gcloud_parse.py"))]),
+        input="\n".join(lines), env=gcloud_env(config_dir, sdk_imports=True), capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(results) == len(lines)
+    *checked, control = results
+    assert control["exit"] == 2 and "unrecognized arguments" in control["stderr"]
+    for line, result in zip(lines, checked):
+        assert result["exit"] == 1 and NO_ACCOUNT in result["stderr"], (line, result)

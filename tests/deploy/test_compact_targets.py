@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.gcloud_env import gcloud_env, gcloud_sdk_python, isolated
-from tests.deploy.test_make_targets import NO_ACCOUNT, PROJECT, REPO, TAG, DryRun, dry_run, find, flags, make
+from tests.deploy.gcloud_env import assert_gcloud_accepts
+from tests.deploy.dry_run import PROJECT, REPO, TAG, DryRun, dry_run, find, flags, make
 
 TARGETS = ("compact", "compact-schedule")
 METADATA = {p["name"]: p for p in json.loads((REPO / "templates/metadata.json").read_text())["parameters"]}
@@ -73,16 +72,7 @@ def test_compact_schedule_posts_a_launch_request_daily(runs: dict[str, DryRun]) 
 
 def test_gcloud_accepts_every_printed_line(runs: dict[str, DryRun], tmp_path: Path) -> None:
     lines = [line for t in TARGETS for line in runs[t].lines if line.startswith("gcloud ")]
-    lines.append(lines[0] + " --no-such-flag")  # the control: a bad line must be caught
-    proc = subprocess.run(
-        isolated([str(gcloud_sdk_python()), str(Path(__file__).with_name("gcloud_parse.py"))]),
-        input="\n".join(lines), env=gcloud_env(tmp_path, sdk_imports=True), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads(proc.stdout.strip().splitlines()[-1])
-    *checked, control = results
-    assert control["exit"] == 2 and "unrecognized arguments" in control["stderr"]
-    for line, result in zip(lines, checked):
-        assert result["exit"] == 1 and NO_ACCOUNT in result["stderr"], (line, result)
+    assert_gcloud_accepts(lines, tmp_path)
 
 
 def test_every_compact_setting_is_in_the_readme_table() -> None:

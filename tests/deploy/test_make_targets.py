@@ -9,64 +9,22 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.gcloud_env import gcloud_env, gcloud_sdk_python, gcloud_sdk_root, isolated
+from tests.deploy.dry_run import NUMBER, PROJECT, REPO, TAG, DryRun, dry_run, find, flags, make
+from tests.deploy.gcloud_env import (
+    assert_gcloud_accepts, gcloud_env, gcloud_sdk_python, gcloud_sdk_root, isolated)
 
-REPO = Path(__file__).resolve().parents[2]
-MAKEFILES = ["-f", "Makefile"]
 TARGETS = ("apis", "bucket", "artifact-repo", "pubsub-setup", "iam", "deploy-receiver", "template-build",
            "template-run", "bq-table", "bq-views")
-PROJECT, NUMBER, TAG = "my-proj-123", "123456789012", "abc123def456"
-NO_ACCOUNT = "You do not currently have an active account selected"
-
-
-@dataclass(frozen=True)
-class DryRun:
-    lines: list[str]
-    commands: list[list[str]]
-    workdir: Path
-
-
-def make(target: str, workdir: Path, **settings: str) -> subprocess.CompletedProcess[str]:
-    variables = {"DRY_RUN": "1", "RECEIVER_DIST": str(workdir / "dist-receiver"),
-                 "DEPLOY_BUILD": str(workdir / "build"), **settings}
-    return subprocess.run(
-        ["make", "--no-print-directory", "-s", *MAKEFILES, target, *(f"{k}={v}" for k, v in variables.items())],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
-
-
-def dry_run(target: str, workdir: Path, **settings: str) -> DryRun:
-    proc = make(target, workdir, PROJECT=PROJECT, PROJECT_NUMBER=NUMBER, TAG=TAG, **settings)
-    assert proc.returncode == 0, proc.stderr
-    # stage-receiver (a local step that runs for real) says where it staged; nothing else is chatter.
-    lines = [line for line in proc.stdout.splitlines() if line.strip() and not line.startswith("staged ")]
-    return DryRun(lines, [shlex.split(line) for line in lines], workdir)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DryRun]:
     return {t: dry_run(t, tmp_path_factory.mktemp(t)) for t in TARGETS}
-
-
-def flags(cmd: list[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for token in cmd:
-        if token.startswith("--"):
-            name, _, value = token.partition("=")
-            out.setdefault(name, []).append(value)
-    return out
-
-
-def find(run: DryRun, program: str, sub: str) -> list[list[str]]:
-    """Commands of ``program`` whose (sub)command words are ``sub``, e.g. "pubsub topics create"."""
-    words = sub.split()
-    return [c for c in run.commands if c[0] == program and c[1:1 + len(words)] == words]
 
 
 # ---- shape of every printed line ------------------------------------------------------------
@@ -239,17 +197,7 @@ def test_bq_views_renders_every_generated_view(runs: dict[str, DryRun], tmp_path
 
 def test_gcloud_accepts_every_printed_gcloud_command(runs: dict[str, DryRun], tmp_path: Path) -> None:
     lines = [line for t in TARGETS for line in runs[t].lines if line.startswith("gcloud ")]
-    lines.append(lines[0] + " --no-such-flag")  # the control: a bad line must be caught
-    proc = subprocess.run(
-        isolated([str(gcloud_sdk_python()), str(Path(__file__).with_name("gcloud_parse.py"))]),
-        input="\n".join(lines), env=gcloud_env(tmp_path, sdk_imports=True), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert len(results) == len(lines)
-    *checked, control = results
-    assert control["exit"] == 2 and "unrecognized arguments" in control["stderr"]
-    for line, result in zip(lines, checked):
-        assert result["exit"] == 1 and NO_ACCOUNT in result["stderr"], (line, result)
+    assert_gcloud_accepts(lines, tmp_path)
 
 
 def test_bq_accepts_every_printed_bq_command(runs: dict[str, DryRun], tmp_path: Path) -> None:

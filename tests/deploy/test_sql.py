@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from schemas.events import FILE_SCHEMA
 from tests.deploy.activity import ASSIGNMENTS, COURSES, DAYS, Fact, generate_activity
-from tests.deploy.conftest import PipelineOutput, connect_events
+from tests.support.batch_lake import PipelineOutput, connect_events
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 PLACEHOLDER = "${PROJECT}.${DATASET}."

@@ -2,7 +2,6 @@
 complete commands the real gcloud accepts, and a staged source bundle that runs without Beam."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from importlib.metadata import version
@@ -10,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.gcloud_env import gcloud_env, gcloud_sdk_python, isolated
-from tests.deploy.test_make_targets import NO_ACCOUNT, PROJECT, DryRun, dry_run, find, flags, make
+from tests.deploy.gcloud_env import assert_gcloud_accepts
+from tests.deploy.dry_run import PROJECT, DryRun, dry_run, find, flags, make
 
 QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/canvas-live-events"
 TARGETS = ("sqs-relay-secrets", "sqs-relay-iam", "deploy-sqs-relay")
@@ -117,12 +116,4 @@ def test_the_staged_bundle_runs_the_relay_without_beam(runs: dict[str, DryRun]) 
 
 def test_gcloud_accepts_every_printed_command(runs: dict[str, DryRun], tmp_path: Path) -> None:
     lines = [line for t in TARGETS for line in runs[t].lines]
-    lines.append(lines[-1] + " --no-such-flag")  # the control: a bad line must be caught
-    proc = subprocess.run(
-        isolated([str(gcloud_sdk_python()), str(Path(__file__).with_name("gcloud_parse.py"))]),
-        input="\n".join(lines), env=gcloud_env(tmp_path, sdk_imports=True), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    *checked, control = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert control["exit"] == 2 and "unrecognized arguments" in control["stderr"]
-    for line, result in zip(lines, checked):
-        assert result["exit"] == 1 and NO_ACCOUNT in result["stderr"], (line, result)
+    assert_gcloud_accepts(lines, tmp_path, control_from=-1)

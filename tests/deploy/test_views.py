@@ -33,7 +33,7 @@ from schemas.events import TABLE_SCHEMA
 from schemas.generate import BIGQUERY_DIR
 from schemas.views import ACTIVITY_COLUMNS, ACTIVITY_VIEW, DEDUPED_VIEW, column_name, view_name
 from tests.deploy.bigquery_views import connect_views, rows
-from tests.deploy.conftest import DuplicatedOutput, PipelineOutput
+from tests.support.batch_lake import DuplicatedOutput, PipelineOutput
 
 DUCKDB_TYPES = {"STRING": "VARCHAR", "INT64": "BIGINT", "FLOAT64": "DOUBLE", "BOOL": "BOOLEAN",
                 "TIMESTAMP": "TIMESTAMP WITH TIME ZONE", "JSON": "JSON"}

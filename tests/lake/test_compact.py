@@ -24,7 +24,7 @@ from pipeline.compact import compact_partition, list_output, main as compact_mai
 from pipeline.core.compaction import compact_run_of, plan_compaction
 from pipeline.parquet import new_run_id
 from schemas.events import FILE_SCHEMA
-from tests.lake.conftest import OLD_DAYS, duckdb_counts, visible_files
+from tests.support.lake import OLD_DAYS, duckdb_counts, visible_files
 
 
 def _lake(root: Path, *, rows: int = 1500, names: int = 4, windows: int = 12) -> int:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import io
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from bench.lake_data import write_day
 from pipeline.compact import main as compact_main
 from pipeline.core.compaction import compact_run_of
 from schemas.events import FILE_SCHEMA
-from tests.lake.conftest import OLD_DAYS
+from tests.support.lake import OLD_DAYS, kill_after_progress
 
 
 @pytest.mark.slow
@@ -100,15 +98,20 @@ def _bucket_events(client: Any, bucket_name: str) -> tuple[list[str], dict[str, 
     return ids, runs
 
 
-@pytest.mark.slow
-def test_kill_9_on_gcs_then_rerun_converges(gcs_emulator: Any) -> None:
-    bucket_name = f"crash-{uuid.uuid4().hex[:8]}"
+def _gcs_lake(gcs_emulator: Any, bucket_name: str) -> int:
+    """Two old days of 4 event names x 8 windows in a new bucket, under events/; the distinct events."""
     gcs_emulator.create_bucket(bucket_name)
     bucket = gcs_emulator.client.bucket(bucket_name)
     made = [write_day("", day, names=4, windows=8, rows=400, seed=n,
                       put=lambda relative, data: bucket.blob(f"events/{relative}").upload_from_string(data))
             for n, day in enumerate(OLD_DAYS)]
-    distinct = sum(m.distinct for m in made)
+    return sum(m.distinct for m in made)
+
+
+@pytest.mark.slow
+def test_kill_9_on_gcs_then_rerun_converges(gcs_emulator: Any) -> None:
+    bucket_name = f"crash-{uuid.uuid4().hex[:8]}"
+    distinct = _gcs_lake(gcs_emulator, bucket_name)
     root = Path(__file__).resolve().parents[2]
     argv = [sys.executable, "-c", ANONYMOUS_CLI, "compact", f"--output=gs://{bucket_name}/events"]
     env = {**os.environ, "PYTHONPATH": str(root)}
@@ -116,17 +119,7 @@ def test_kill_9_on_gcs_then_rerun_converges(gcs_emulator: Any) -> None:
     kills = 0
     for _ in range(3):
         proc = subprocess.Popen(argv, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        after, seen = rng.randrange(8), 0
-        while seen <= after:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            seen += line.startswith(b"[")
-        if proc.poll() is None:
-            time.sleep(rng.uniform(0.0, 0.1))
-            os.kill(proc.pid, signal.SIGKILL)
-        kills += proc.wait() == -signal.SIGKILL
-        proc.stderr.close()
+        kills += kill_after_progress(proc, rng, partitions=8, max_delay=0.1)
         assert len(set(_bucket_events(gcs_emulator.client, bucket_name)[0])) == distinct  # nothing lost
     assert kills >= 2
     final = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=120)
@@ -144,12 +137,7 @@ def test_reader_on_gcs_never_sees_fewer_events_than_exist(gcs_emulator: Any) -> 
     from google.api_core.exceptions import NotFound
 
     bucket_name = f"reader-{uuid.uuid4().hex[:8]}"
-    gcs_emulator.create_bucket(bucket_name)
-    bucket = gcs_emulator.client.bucket(bucket_name)
-    made = [write_day("", day, names=4, windows=8, rows=400, seed=n,
-                      put=lambda relative, data: bucket.blob(f"events/{relative}").upload_from_string(data))
-            for n, day in enumerate(OLD_DAYS)]
-    distinct = sum(m.distinct for m in made)
+    distinct = _gcs_lake(gcs_emulator, bucket_name)
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen([sys.executable, "-c", ANONYMOUS_CLI, "compact", f"--output=gs://{bucket_name}/events"],
                             cwd=root, env={**os.environ, "PYTHONPATH": str(root)},

@@ -27,16 +27,18 @@ import json
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
 
+from devkit.loopback import LoopbackHttpServer
+
 DEVELOPER_KEY = "10000000000001"
 
 
-class LoopbackCanvas:
+class LoopbackCanvas(LoopbackHttpServer):
     def __init__(self, *, tool_proxy_guid: str = "tp-guid-1", shared_secret: str = "s" * 32,
                  tokens: set[str] | None = None, contexts: set[tuple[str, str]] | None = None,
                  page_size: int = 100):
@@ -81,11 +83,9 @@ class LoopbackCanvas:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        self._serve(Handler, "loopback-canvas")
+        self.url = self.base_url
         self.authorize_url = f"{self.url}/api/lti/accounts/1/authorize"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     # --- routes -------------------------------------------------------------------------------
 
@@ -171,20 +171,3 @@ class LoopbackCanvas:
         page, rest = ids[: self.page_size], ids[self.page_size:]
         headers = {"EndKey": json.dumps({"Id": page[-1], "DeveloperKey": DEVELOPER_KEY})} if rest else {}
         return 200, [self.subscriptions[i] for i in page], headers
-
-    # --- lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> "LoopbackCanvas":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(timeout=10)
-
-    def __enter__(self) -> "LoopbackCanvas":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()

@@ -28,7 +28,8 @@ from pipeline.main import build_pipeline
 from pipeline.transforms.common import METRICS_NAMESPACE
 from pipeline.transforms.write import LATENCY_METRIC
 from tests.deploy.gcloud_env import gcloud_env, gcloud_sdk_python, gcloud_sdk_root, isolated
-from tests.deploy.test_make_targets import NO_ACCOUNT, dry_run, make
+from tests.deploy.dry_run import dry_run, make
+from tests.deploy.gcloud_env import NO_ACCOUNT
 from tests.monitoring.known_metrics import (
     DISTRIBUTION_SUFFIXES,
     KNOWN_METRICS,

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
+# Small enough that the 413 tests send little, large enough for every corpus payload (< 16 KiB).
+TEST_MAX_BODY_BYTES = 64 * 1024
+
 
 @dataclass(frozen=True)
 class Reply:

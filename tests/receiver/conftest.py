@@ -1,21 +1,17 @@
-"""Fixtures for the receiver: functions-framework serving it over real HTTP, the real Pub/Sub emulator behind."""
+"""Fixtures for the receiver: functions-framework serving it over real HTTP, the real Pub/Sub emulator behind.
+
+``signer`` and ``jwks_file`` come from tests/conftest.py.
+"""
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from devkit.emulators import FunctionServer, PubSubEmulator
-from devkit.signing import DemoSigner
-
-# Small enough that the 413 tests send little, large enough for every corpus payload (< 16 KiB).
-TEST_MAX_BODY_BYTES = 64 * 1024
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+from tests.receiver.client import TEST_MAX_BODY_BYTES
+from tests.support.names import unique
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +31,6 @@ def receiver(pubsub_emulator: PubSubEmulator, topic: str) -> Iterator[FunctionSe
     env = {**pubsub_emulator.env(), "PUBSUB_TOPIC": topic, "MAX_BODY_BYTES": str(TEST_MAX_BODY_BYTES)}
     with FunctionServer(env) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def signer() -> DemoSigner:
-    return DemoSigner(kid="demo-key-1")
-
-
-@pytest.fixture(scope="module")
-def jwks_file(signer: DemoSigner, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("jwks") / "jwks.json"
-    signer.write_jwks(path)
-    return path
 
 
 @pytest.fixture(scope="module")

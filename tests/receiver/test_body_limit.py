@@ -19,7 +19,7 @@ import pytest
 from devkit.emulators import FunctionServer, PubSubEmulator, wait_until
 from pipeline.receiver.body_limit import BodyLimitMiddleware, CappedStream, install
 from tests.receiver.client import post
-from tests.receiver.conftest import unique
+from tests.support.names import unique
 
 
 class _Unreadable(io.RawIOBase):

@@ -7,7 +7,7 @@ from devkit.emulators import FunctionServer, PubSubEmulator
 from tests.support.corpus import corpus_payloads
 from devkit.signing import DemoSigner
 from tests.receiver.client import post
-from tests.receiver.conftest import unique
+from tests.support.names import unique
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from devkit.emulators import FunctionServer, PubSubEmulator
 from tests.support.corpus import corpus_payloads
 from devkit.signing import DemoSigner
 from tests.receiver.client import post
-from tests.receiver.conftest import TEST_MAX_BODY_BYTES
+from tests.receiver.client import TEST_MAX_BODY_BYTES
 
 pytestmark = pytest.mark.slow
 

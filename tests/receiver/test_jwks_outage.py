@@ -28,7 +28,7 @@ from devkit.samples import sample_payloads
 from devkit.signing import DemoSigner
 from tests.pipeline.helpers import dead_letters, expected_keys, output_keys, sign
 from tests.receiver.client import post
-from tests.receiver.conftest import unique
+from tests.support.names import unique
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import pytest
 from devkit.emulators import PubSubEmulator
 from pipeline.receiver.config import ReceiverConfig
 from pipeline.receiver.main import GroupCommitPublisher, PublishQueueFull, make_publisher, publish_retry
-from tests.receiver.conftest import unique
+from tests.support.names import unique
 
 pytestmark = pytest.mark.slow
 

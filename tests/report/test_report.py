@@ -16,7 +16,7 @@ import re
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -203,20 +203,6 @@ def test_page_is_self_contained(report: tuple[Path, dict[str, Any]]) -> None:
 
 
 # ---- gs:// ------------------------------------------------------------------------------------
-
-@pytest.fixture
-def anonymous_gcs() -> Iterator[None]:
-    """Beam's gcsio asks for default credentials first (17 s of retries without any, STACK.md trap 8)."""
-    from apache_beam.internal.gcp import auth as beam_auth
-
-    cache = beam_auth._Credentials
-    saved = (cache._credentials_init, cache._credentials)
-    cache._credentials_init, cache._credentials = True, None
-    try:
-        yield
-    finally:
-        cache._credentials_init, cache._credentials = saved
-
 
 @pytest.mark.slow
 def test_report_over_gcs_equals_local(gcs_emulator: Any, anonymous_gcs: None, lake: Lake,

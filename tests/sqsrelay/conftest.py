@@ -31,10 +31,6 @@ def moto_sqs() -> Iterator[MotoSqsServer]:
         server.stop()
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
 class RelayProcess:
     """``canvas-events sqs-relay`` as a subprocess (its own process group), output in a file."""
 

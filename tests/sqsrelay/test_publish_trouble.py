@@ -16,8 +16,8 @@ from typing import Any
 from pipeline.deadletter import decode_payload
 from devkit.emulators import PubSubEmulator, free_port, wait_until
 from pipeline.sqsrelay.relay import LocalDeadLetters, PermanentPublishError, PubSubPublisher, Relay
-from tests.sqsrelay.conftest import unique
-from tests.sqsrelay.test_relay import pull_until
+from tests.support.names import unique
+from tests.support.pubsub import pull_until
 from tests.support.moto_sqs import MotoSqsServer
 
 

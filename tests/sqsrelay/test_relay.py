@@ -20,7 +20,8 @@ from pipeline.deadletter import decode_payload
 from devkit.emulators import PubSubEmulator, wait_until
 from tests.support.corpus import corpus_payloads as sample_payloads
 from devkit.signing import DemoSigner
-from tests.sqsrelay.conftest import unique
+from tests.support.names import unique
+from tests.support.pubsub import pull_until
 from tests.support.moto_sqs import MotoSqsServer
 
 NON_ASCII = '{"metadata":{"event_name":"logged_in"},"body":{"note":"naïve café ☃ 𝄞 日本語 \\u00e9"}}'
@@ -35,17 +36,6 @@ def corpus_bodies() -> list[bytes]:
     signed = [signer.sign({**p, "iss": "https://live-events.canvas.instructure.com"}) for p in canvas[:10]]
     plain = [json.dumps(p, ensure_ascii=False).encode() for p in canvas + caliper]
     return signed + plain + [NON_ASCII.encode(), b"  not an event, kept anyway \t"]
-
-
-def pull_until(pubsub: PubSubEmulator, subscription: str, done: Any, *, settle: float = 1.0,
-               timeout: float = 30) -> Counter[bytes]:
-    """Pull until ``done(bodies)`` holds, then ``settle`` s more for stray copies; or until ``timeout``."""
-    bodies: Counter[bytes] = Counter()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not done(bodies):
-        bodies.update(m.data for m in pubsub.pull(subscription, max_messages=500, timeout=0.5))
-    bodies.update(m.data for m in pubsub.pull(subscription, max_messages=500, timeout=settle))
-    return bodies
 
 
 def relayed_count(output: str) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pipeline.deadletter import decode_payload
 from devkit.emulators import GcsEmulator, PubSubEmulator, free_port, http_ok, wait_until
-from tests.sqsrelay.conftest import unique
+from tests.support.names import unique
 from tests.support.moto_sqs import MotoSqsServer
 
 

@@ -6,12 +6,15 @@ missing. Module level (``SAMPLES = corpus_entries()``) and inside a test both wo
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devkit import samples
+from pipeline.core.decode import split_events
+from pipeline.core.normalize import normalize
 
 
 def corpus_entries(fmt: str | None = None) -> list[dict[str, Any]]:
@@ -33,3 +36,11 @@ def shared_folder(name: str) -> Path:
         return samples.shared_folder(name)
     except samples.CorpusMissing as exc:
         pytest.skip(str(exc), allow_module_level=True)
+
+
+def corpus_row(fmt: str, doc_name: str, index: int = 0) -> dict[str, Any]:
+    """The normalized row of one corpus example (its first event), found by format and name."""
+    for sample in corpus_entries(fmt):
+        if (sample["doc_name"], sample["example_index"]) == (doc_name, index):
+            return normalize(split_events(copy.deepcopy(sample["payload"]), signed=False)[0])
+    raise LookupError((fmt, doc_name, index))

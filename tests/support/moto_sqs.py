@@ -1,7 +1,7 @@
 """A real SQS API server for tests and benches: moto in server mode, started and stopped like the emulators.
 
 ``moto_server -H 127.0.0.1 -p PORT`` runs in its own process group (stopped as a group, no
-orphan, see pipeline/devtools/emulators.py); boto3 reaches it with ``endpoint_url`` and any
+orphan, see devkit/emulators.py); boto3 reaches it with ``endpoint_url`` and any
 dummy keys. ``env()`` gives a subprocess (the relay under test) what it needs to find it.
 """
 from __future__ import annotations
@@ -12,19 +12,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from devkit.emulators import LOOPBACK, _Emulator, http_responds
+from devkit.emulators import LOOPBACK, HttpEmulator, http_responds
 
 REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
-class MotoSqsServer(_Emulator):
+class MotoSqsServer(HttpEmulator):
     name = "moto-sqs"
-
-    def __init__(self, port: int | None = None, startup_timeout: float = 60.0):
-        super().__init__(port, startup_timeout)
-        self.endpoint = f"http://{LOOPBACK}:{self.port}"
-        self._client: Any = None
 
     def _argv(self) -> list[str]:
         script = Path(sys.executable).with_name("moto_server")
@@ -74,8 +69,3 @@ class MotoSqsServer(_Emulator):
             QueueUrl=queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
-
-    def _close_clients(self) -> None:
-        if self._client is not None:
-            self._client.close()
-        self._client = None

@@ -2,7 +2,7 @@
 
 Real parts: a loopback JWKS server standing in for Canvas's live URL (rotated like Canvas:
 previous, current, next), the GCS emulator of tests/conftest.py, fake-gcs-server where
-generation preconditions must be enforced (tests/fake_gcs.py says why), and the command line
+generation preconditions must be enforced (tests/support/fake_gcs.py says why), and the command line
 run as a user runs it.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pipeline.cli import main as cli_main
 from devkit.loopback import JwksServer
 from pipeline.keyarchive import GcsArchive, _Raced, archive_keys, render
 from devkit.signing import DemoSigner
-from tests.fake_gcs import FakeGcsServer
+from tests.support.fake_gcs import FakeGcsServer
 from tests.pipeline.helpers import corpus_payloads, sign
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devkit.emulators import LOOPBACK, _Emulator, http_ok
+from devkit.emulators import LOOPBACK, HttpEmulator, http_ok
 
 
 def fake_gcs_binary() -> Path:
@@ -19,12 +19,11 @@ def fake_gcs_binary() -> Path:
     return wrapper._get_binary_path()
 
 
-class FakeGcsServer(_Emulator):
+class FakeGcsServer(HttpEmulator):
     name = "fake-gcs-server"
 
     def __init__(self, port: int | None = None, startup_timeout: float = 30.0):
         super().__init__(port, startup_timeout)
-        self.endpoint = f"http://{LOOPBACK}:{self.port}"
 
     def env(self) -> dict[str, str]:
         return {"STORAGE_EMULATOR_HOST": self.endpoint}

@@ -12,7 +12,6 @@ BundleBasedDirectRunner with 5 s windows, real signals, DuckDB counting the Parq
 """
 from __future__ import annotations
 
-import copy
 import os
 import re
 import signal
@@ -26,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from devkit.deliveries import distinct_canvas_events
 from devkit.signing import DemoSigner
 from tests.pipeline.helpers import corpus_payloads, expected_keys, output_keys, sign, wait_for
 
@@ -37,13 +37,7 @@ OUTPUT_DEADLINE = 120  # seconds; includes a redelivery after the ack deadline o
 
 
 def _distinct_payloads(n: int, tag: str) -> list[dict[str, Any]]:
-    corpus = [p for p in corpus_payloads() if "metadata" in p]
-    payloads = []
-    for i in range(n):
-        payload = copy.deepcopy(corpus[i % len(corpus)])
-        payload["metadata"]["request_id"] = f"{tag}-{i:06d}"
-        payloads.append(payload)
-    return payloads
+    return distinct_canvas_events([p for p in corpus_payloads() if "metadata" in p], n, tag)
 
 
 class _Run:
@@ -89,13 +83,11 @@ def _keys(out: Path) -> list[str]:
 
 
 @pytest.fixture
-def stream(pubsub_emulator: Any, tmp_path: Path) -> dict[str, Any]:
+def stream(pubsub_emulator: Any, tmp_path: Path, signer: DemoSigner, jwks_file: Path) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     topic = pubsub_emulator.create_topic(f"stop-{tag}")
     subscription = pubsub_emulator.create_subscription(topic, f"stop-{tag}", ack_deadline_seconds=10)
-    signer = DemoSigner(kid="stop-key")
-    jwks = tmp_path / "jwks.json"
-    signer.write_jwks(jwks)
+    jwks = jwks_file
     env = {**os.environ, **pubsub_emulator.env()}
     return {"tag": tag, "topic": topic, "subscription": subscription,
             "signer": signer, "jwks": jwks, "env": env, "out": tmp_path / "out", "dead": tmp_path / "dead"}

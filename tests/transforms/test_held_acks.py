@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import pytest
 from apache_beam.utils.timestamp import Duration
@@ -20,35 +21,36 @@ def subscription(pubsub_emulator: Any) -> tuple[str, str]:
     return topic, pubsub_emulator.create_subscription(topic, f"held-{tag}", ack_deadline_seconds=10)
 
 
-def _publish(emulator: Any, topic: str, n: int) -> None:
+@contextmanager
+def _published_then_held(emulator: Any, subscription: tuple[str, str], n: int) -> Iterator[AckLedger]:
+    """Publish ``n`` messages, then an AckLedger on the subscription (closed at the end)."""
+    topic, sub = subscription
     for i in range(n):
         emulator.publish(topic, f"message {i}".encode())
+    ledger = AckLedger(sub, renew_every=2, deadline_seconds=10)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
 
 
 def test_only_messages_stamped_before_a_written_window_end_are_acknowledged(
     pubsub_emulator: Any, subscription: tuple[str, str]
 ) -> None:
-    topic, sub = subscription
-    _publish(pubsub_emulator, topic, 3)
-    ledger = AckLedger(sub, renew_every=2, deadline_seconds=10)
-    try:
+    with _published_then_held(pubsub_emulator, subscription, 3) as ledger:
         received, stamp = wait_for(lambda: (r := ledger.pull_and_hold()) and r[0] and r, 30, what="a pull")
         assert ledger.held() == len(received)
         assert ledger.release_before(stamp) == 0  # the window ending at the stamp excludes it
         assert ledger.held() == len(received)
         assert ledger.release_before(stamp + Duration(micros=1)) == len(received)
         assert ledger.held() == 0 and ledger.acknowledged == len(received)
-    finally:
-        ledger.close()
 
 
 def test_a_held_message_is_not_redelivered_past_the_subscription_deadline(
     pubsub_emulator: Any, subscription: tuple[str, str]
 ) -> None:
-    topic, sub = subscription
-    _publish(pubsub_emulator, topic, 2)
-    ledger = AckLedger(sub, renew_every=2, deadline_seconds=10)
-    try:
+    sub = subscription[1]
+    with _published_then_held(pubsub_emulator, subscription, 2) as ledger:
         wait_for(lambda: ledger.pull_and_hold()[0] or ledger.held(), 30, what="a pull")
         held = ledger.held()
         others = pubsub_emulator.subscriber
@@ -58,8 +60,6 @@ def test_a_held_message_is_not_redelivered_past_the_subscription_deadline(
             assert not response, "a held message was redelivered"
         assert ledger.held() == held
         ledger.stop_reading()
-    finally:
-        ledger.close()
 
 
 def _pull_quietly(client: Any, sub: str) -> list[Any]:

@@ -35,10 +35,8 @@ def _replay(lines: list[bytes], source: Path, out: Path, dlo: Path, jwks: Path, 
         build_pipeline(p, options, arrival=arrival)
 
 
-def test_two_replays_into_one_output_keep_every_event(tmp_path: Path) -> None:
-    signer = DemoSigner(kid="two-runs")
-    jwks = tmp_path / "jwks.json"
-    signer.write_jwks(jwks)
+def test_two_replays_into_one_output_keep_every_event(tmp_path: Path, signer: DemoSigner, jwks_file: Path) -> None:
+    jwks = jwks_file
     corpus = [p for p in corpus_payloads() if "metadata" in p]
     payloads = [vary_payload(corpus[i % len(corpus)], i) for i in range(120)]
     deliveries = [sign(signer, p) for p in payloads]

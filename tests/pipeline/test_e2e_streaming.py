@@ -7,7 +7,6 @@ the output exactly once and every bad message in the dead letters with its attri
 """
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from tests.pipeline.helpers import (
     temp_files,
     wait_for,
 )
+from tests.support.names import unique
 
 pytestmark = pytest.mark.slow
 
@@ -47,13 +47,10 @@ def _keys_if_readable(out: Path) -> Counter[str]:
     return Counter(output_keys(out))
 
 
-def test_streaming_from_pubsub_emulator(pubsub_emulator: Any, tmp_path: Path) -> None:
-    run_id = uuid.uuid4().hex[:8]
-    topic = pubsub_emulator.create_topic(f"live-events-{run_id}")
-    subscription = pubsub_emulator.create_subscription(topic, f"pipeline-{run_id}")
-    signer = DemoSigner(kid="stream-key")
-    jwks = tmp_path / "jwks.json"
-    signer.write_jwks(jwks)
+def test_streaming_from_pubsub_emulator(pubsub_emulator: Any, tmp_path: Path, signer: DemoSigner,
+                                        jwks_file: Path) -> None:
+    topic = pubsub_emulator.create_topic(unique("live-events"))
+    subscription = pubsub_emulator.create_subscription(topic, unique("pipeline"))
     out, dlo = tmp_path / "out", tmp_path / "dead"
 
     payloads = [p for p in corpus_payloads() if "metadata" in p][:40]
@@ -72,7 +69,7 @@ def test_streaming_from_pubsub_emulator(pubsub_emulator: Any, tmp_path: Path) ->
     options = PipelineOptions([
         "--runner=BundleBasedDirectRunner", "--streaming",
         f"--input_subscription={subscription}", f"--output={out}", f"--dead_letter_output={dlo}",
-        f"--jwks_url={jwks}", f"--window_seconds={WINDOW_SECONDS}",
+        f"--jwks_url={jwks_file}", f"--window_seconds={WINDOW_SECONDS}",
     ])
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, options)

@@ -34,11 +34,6 @@ from tests.pipeline.helpers import (
 )
 
 
-@pytest.fixture(scope="module")
-def signer() -> DemoSigner:
-    return DemoSigner(kid="test-key-1")
-
-
 def _events(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return [normalize(e) for e in decode_delivery(json.dumps(payload).encode(), verifier=None, allow_unsigned=True)]
 
@@ -55,10 +50,10 @@ def _two_event_envelope(bad_second: bool) -> dict[str, Any]:
     return envelope
 
 
-def test_batch_replay_of_signed_corpus(tmp_path: Path, signer: DemoSigner, capfd: pytest.CaptureFixture[str]) -> None:
-    jwks = tmp_path / "jwks.json"
-    signer.write_jwks(jwks)
-    stranger = DemoSigner(kid="test-key-1")  # same kid, different key: bad signature
+def test_batch_replay_of_signed_corpus(tmp_path: Path, signer: DemoSigner, jwks_file: Path,
+                                       capfd: pytest.CaptureFixture[str]) -> None:
+    jwks = jwks_file
+    stranger = DemoSigner(kid=signer.kid)  # same kid, different key: bad signature
     unknown = DemoSigner(kid="nobody")
 
     payloads = corpus_payloads()
@@ -107,7 +102,7 @@ def test_batch_replay_of_signed_corpus(tmp_path: Path, signer: DemoSigner, capfd
     assert Counter(keys) == Counter(set(distinct))
     assert counts_by_event_name(out) == dict(Counter(safe_name(r["event_name"]) for r in distinct.values()))
     signed_kids = query(f"select distinct signed, kid from read_parquet('{out}/**/*.parquet', hive_partitioning=true)")
-    assert signed_kids == [(True, "test-key-1")]
+    assert signed_kids == [(True, signer.kid)]
 
     # Dead letters: the expected error types, each payload decoding back to its input line.
     records = dead_letters(dlo)
@@ -133,10 +128,9 @@ def test_batch_replay_of_signed_corpus(tmp_path: Path, signer: DemoSigner, capfd
     assert not temp_files(out, dlo)
 
 
-def test_allow_expired_tokens_replays_old_signed_data(tmp_path: Path, signer: DemoSigner) -> None:
+def test_allow_expired_tokens_replays_old_signed_data(tmp_path: Path, signer: DemoSigner, jwks_file: Path) -> None:
     """An operator replaying old signed data relaxes exp explicitly; signatures still count."""
-    jwks = tmp_path / "jwks.json"
-    signer.write_jwks(jwks)
+    jwks = jwks_file
     payloads = corpus_payloads()[:3]
     old = [signer.sign({**p, "exp": 1_600_000_000}) for p in payloads]
     forged = signer.sign({**payloads[0], "exp": 1_600_000_000})[:-4] + b"AAAA"

@@ -13,12 +13,11 @@ import json
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import apache_beam as beam
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.internal.gcp import auth as beam_auth
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.core.identity import dedupe_key
@@ -28,25 +27,12 @@ from schemas.events import FILE_SCHEMA
 from tests.pipeline.helpers import corpus_payloads, expected_keys, sign
 
 
-@pytest.fixture
-def anonymous_gcs() -> Iterator[None]:
-    cache = beam_auth._Credentials
-    saved = (cache._credentials_init, cache._credentials)
-    cache._credentials_init, cache._credentials = True, None
-    try:
-        yield
-    finally:
-        cache._credentials_init, cache._credentials = saved
-
-
 @pytest.mark.slow
-def test_writes_to_gcs_emulator(gcs_emulator: Any, anonymous_gcs: None, tmp_path: Path,
-                                capfd: pytest.CaptureFixture[str]) -> None:
+def test_writes_to_gcs_emulator(gcs_emulator: Any, anonymous_gcs: None, tmp_path: Path, signer: DemoSigner,
+                                jwks_file: Path, capfd: pytest.CaptureFixture[str]) -> None:
     bucket = f"events-{uuid.uuid4().hex[:8]}"
     gcs_emulator.create_bucket(bucket)
-    signer = DemoSigner(kid="gcs-key")
-    jwks = tmp_path / "jwks.json"
-    signer.write_jwks(jwks)
+    jwks = jwks_file
     payloads = corpus_payloads()[:30]
     source = tmp_path / "in.txt"
     source.write_bytes(b"\n".join([sign(signer, p) for p in payloads] + [b"garbage"]) + b"\n")

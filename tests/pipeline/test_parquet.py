@@ -1,5 +1,6 @@
-"""The pure parts of the pipeline shell: row tuples, Parquet bytes and names, dead-letter
-records, and the stage DoFns called directly (no pipeline)."""
+"""pipeline/parquet.py: row tuples, row checks, Parquet bytes, file names, sorting and sharding.
+
+(Dead-letter records: test_deadletter.py; the stage DoFns: tests/transforms/.)"""
 from __future__ import annotations
 
 import io
@@ -8,14 +9,12 @@ from datetime import datetime, timedelta, timezone
 
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.pvalue import TaggedOutput
 
 from pipeline.core.decode import decode_delivery
 from pipeline.core.errors import EventError
 from pipeline.core.identity import dedupe_key
 from pipeline.core.normalize import normalize
 from pipeline.core.partition import partition_path
-from pipeline.deadletter import RECORD_FIELDS, dead_letter_record, decode_payload, encode_record, encode_records
 from pipeline.parquet import (
     TEMP_PREFIX,
     UNSTATISTICAL_COLUMNS,
@@ -33,12 +32,8 @@ from pipeline.parquet import (
     validate_row,
     window_date,
 )
-from devkit.signing import DemoSigner
-from pipeline.transforms.common import Delivery, PendingEvent
-from pipeline.transforms.normalize import _NormalizeFn
-from pipeline.transforms.verify import _VerifyAndDecodeFn
 from schemas.events import FILE_SCHEMA, ROW_COLUMNS, TIMESTAMP_COLUMNS
-from tests.pipeline.helpers import corpus_payloads, sign
+from tests.pipeline.helpers import corpus_payloads
 
 UTC = timezone.utc
 
@@ -138,78 +133,3 @@ def test_sorting_and_sharding() -> None:
     assert [tuple_to_row(r)["event_time"] for r in ordered] == sorted(tuple_to_row(r)["event_time"] for r in rows)
     assert [len(s) for s in shard(list(range(25)), 10)] == [10, 10, 5]
     assert shard([], 10) == [[]]
-
-
-def test_dead_letter_record_keeps_original_bytes() -> None:
-    raw = b"\xff\x00 not utf-8 \n"
-    record = dead_letter_record(
-        stage="VerifyAndDecode", error=EventError("unknown_format", "nope"), payload=raw,
-        attributes={"source_file": "in.txt", "n": 3}, failed_at=datetime(2024, 1, 1, 0, 0, 1, 5, tzinfo=UTC))
-    assert tuple(sorted(record)) == tuple(sorted(RECORD_FIELDS))
-    assert decode_payload(json.loads(encode_record(record))) == raw
-    assert record["attributes"] == {"source_file": "in.txt", "n": "3"}
-    assert record["failed_at"] == "2024-01-01T00:00:01.000005Z"
-    other = {**record, "payload": "AA=="}
-    assert encode_records([record, other]) == encode_records([other, record])
-    with pytest.raises(ValueError):
-        dead_letter_record(stage="s", error=EventError("empty_body", "e"), payload=b"", attributes=None,
-                           failed_at=datetime(2024, 1, 1))
-
-
-def test_verify_fn_routes_rejections_with_the_raw_delivery(tmp_path) -> None:
-    signer = DemoSigner(kid="k1")
-    signer.write_jwks(tmp_path / "jwks.json")
-    fn = _VerifyAndDecodeFn([str(tmp_path / "jwks.json")], False, {}, 1024 * 1024)
-    fn.setup()
-    payload = corpus_payloads()[0]
-    good = Delivery(sign(signer, payload), {"a": "1"}, None)
-    [pending] = list(fn.process(good))
-    assert isinstance(pending, PendingEvent) and pending.delivery is good and pending.decoded.kid == "k1"
-    bad = Delivery(sign(DemoSigner(kid="k1"), payload), {"a": "2"}, None)
-    [out] = list(fn.process(bad))
-    assert isinstance(out, TaggedOutput) and out.tag == "dead_letter"
-    assert out.value["error_type"] == "bad_signature" and decode_payload(out.value) == bad.raw
-    assert out.value["attributes"] == {"a": "2"}
-
-
-def test_normalize_fn_dead_letters_the_whole_original_delivery() -> None:
-    payload = json.loads(json.dumps(next(p for p in corpus_payloads() if "metadata" in p)))
-    payload["metadata"]["event_time"] = "soon"
-    raw = json.dumps(payload).encode()
-    delivery = Delivery(raw, {}, datetime.now(UTC) - timedelta(seconds=1))
-    [event] = decode_delivery(raw, verifier=None, allow_unsigned=True)
-    fn = _NormalizeFn("hash", "salt")
-    fn.setup()
-    [out] = list(fn.process(PendingEvent(event, delivery)))
-    assert out.tag == "dead_letter" and out.value["stage"] == "NormalizeEvents"
-    assert out.value["error_type"] == "bad_timestamp" and decode_payload(out.value) == raw
-    event = next(e for p in corpus_payloads()
-                 for e in decode_delivery(json.dumps(p).encode(), verifier=None, allow_unsigned=True)
-                 if normalize(e)["user_login"])
-    [values] = list(fn.process(PendingEvent(event, delivery)))
-    row = tuple_to_row(values)
-    validate_row(row)
-    assert row["received_at"] == delivery.received_at
-    assert row["user_login"] and row["user_login"] != normalize(event)["user_login"]  # --pii=hash applied
-
-
-def test_normalize_fn_dead_letters_one_bad_item_of_an_envelope_with_its_index() -> None:
-    # IMS's mixed batch shape: an entity beside events. The events are rows; the entity alone
-    # is a dead letter naming data[1], holding the original delivery bytes.
-    envelope = json.loads(json.dumps(next(p for p in corpus_payloads() if "data" in p)))
-    second = json.loads(json.dumps(envelope["data"][0]))
-    second["id"] = "urn:uuid:00000000-0000-4000-8000-000000000002"
-    envelope["data"] = [envelope["data"][0], {"id": "https://x.example/users/9", "type": "Person"}, second]
-    raw = json.dumps(envelope).encode()
-    delivery = Delivery(raw, {"k": "v"}, None)
-    fn = _NormalizeFn("keep", None)
-    fn.setup()
-    outputs = [out for event in decode_delivery(raw, verifier=None, allow_unsigned=True)
-               for out in fn.process(PendingEvent(event, delivery))]
-    dead = [o.value for o in outputs if isinstance(o, TaggedOutput)]
-    rows = [tuple_to_row(o) for o in outputs if not isinstance(o, TaggedOutput)]
-    assert [r["caliper_event_id"] for r in rows] == [envelope["data"][0]["id"], second["id"]]
-    [record] = dead
-    assert (record["error_type"], record["item"]) == ("missing_field", 1)
-    assert record["message"].startswith("data[1]: ") and "Person" in record["message"]
-    assert decode_payload(record) == raw and record["attributes"] == {"k": "v"}

@@ -9,7 +9,6 @@ after it, exactly one row per event.
 """
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from pipeline.cli import main as cli_main
 from pipeline.main import build_pipeline, run
 from devkit.signing import DemoSigner
 from tests.pipeline.helpers import corpus_payloads, expected_keys, output_keys, sign, temp_files, wait_for
+from tests.support.names import unique
 
 pytestmark = pytest.mark.slow
 
@@ -29,13 +29,9 @@ FILES_DEADLINE = 150  # seconds: a streaming window fires up to ~30 s after its 
 
 
 def test_stream_then_overlapping_replay_then_compact_leaves_one_row_per_event(
-        pubsub_emulator: Any, tmp_path: Path) -> None:
-    run_id = uuid.uuid4().hex[:8]
-    topic = pubsub_emulator.create_topic(f"live-{run_id}")
-    subscription = pubsub_emulator.create_subscription(topic, f"pipe-{run_id}")
-    signer = DemoSigner(kid="live-lake")
-    jwks = tmp_path / "jwks.json"
-    signer.write_jwks(jwks)
+        pubsub_emulator: Any, tmp_path: Path, signer: DemoSigner, jwks_file: Path) -> None:
+    topic = pubsub_emulator.create_topic(unique("live"))
+    subscription = pubsub_emulator.create_subscription(topic, unique("pipe"))
     out, dlo = tmp_path / "events", tmp_path / "dead"
 
     payloads = [p for p in corpus_payloads() if "metadata" in p][:45]
@@ -45,7 +41,7 @@ def test_stream_then_overlapping_replay_then_compact_leaves_one_row_per_event(
 
     options = PipelineOptions([
         "--runner=BundleBasedDirectRunner", "--streaming", f"--input_subscription={subscription}",
-        f"--output={out}", f"--dead_letter_output={dlo}", f"--jwks_url={jwks}", "--window_seconds=5"])
+        f"--output={out}", f"--dead_letter_output={dlo}", f"--jwks_url={jwks_file}", "--window_seconds=5"])
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, options)
     for payload in streamed:
@@ -61,7 +57,7 @@ def test_stream_then_overlapping_replay_then_compact_leaves_one_row_per_event(
     archive = tmp_path / "raw.jsonl"
     archive.write_bytes(b"\n".join(sign(signer, p, iat=1_700_000_000) for p in archived) + b"\n")
     assert run([f"--input_files={archive}", f"--output={out}", f"--dead_letter_output={dlo}",
-                f"--jwks_url={jwks}", "--allow_expired_tokens", "--runner=DirectRunner"]) == 0
+                f"--jwks_url={jwks_file}", "--allow_expired_tokens", "--runner=DirectRunner"]) == 0
     before = Counter(output_keys(out))
     assert set(before) == all_keys  # nothing overwritten: every event of both runs is there
     assert sum(before.values()) == 45 + 15  # the overlap twice, until compaction

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
 
 from bench.lake_data import write_day
 from pipeline.core.compaction import compact_run_of
-from tests.lake.conftest import OLD_DAYS, duckdb_counts, visible_files
+from tests.support.lake import OLD_DAYS, duckdb_counts, kill_after_progress, visible_files
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,20 +67,7 @@ def _kill_at_a_random_moment(out: Path, rng: random.Random, partitions: int) -> 
     """Start a compaction and kill -9 it at a random moment: a random number of partitions
     in (each finished partition prints a line), then a random fraction of the next one.
     Returns whether it was killed (False: it finished first)."""
-    proc = _start(out)
-    after = rng.randrange(partitions)
-    seen = 0
-    while seen <= after:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen += line.startswith(b"[")
-    if proc.poll() is None:
-        time.sleep(rng.uniform(0.0, 0.08))  # somewhere inside the next partition: read, write or delete
-        os.kill(proc.pid, signal.SIGKILL)
-    killed = proc.wait() == -signal.SIGKILL
-    proc.stderr.close()
-    return killed
+    return kill_after_progress(_start(out), rng, partitions, max_delay=0.08)
 
 
 def test_kill_9_at_random_moments_then_rerun_converges(tmp_path: Path) -> None:

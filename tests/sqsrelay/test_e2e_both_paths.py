@@ -17,19 +17,18 @@ from pipeline.main import run
 from devkit.signing import DemoSigner
 from tests.pipeline.helpers import corpus_payloads, expected_keys, output_keys, sign
 from tests.receiver.client import post
-from tests.sqsrelay.conftest import unique
-from tests.sqsrelay.test_relay import pull_until
+from tests.support.names import unique
+from tests.support.pubsub import pull_until
 from tests.support.moto_sqs import MotoSqsServer
 
 
 def test_the_same_events_over_https_and_sqs_are_one_row_each(
     moto_sqs: MotoSqsServer, pubsub_emulator: PubSubEmulator, start_relay: Any, tmp_path: Path,
+    signer: DemoSigner, jwks_file: Path,
 ) -> None:
     topic = pubsub_emulator.create_topic(unique("both"))
     subscription = pubsub_emulator.create_subscription(topic, unique("both-sub"))
-    signer = DemoSigner(kid="both-key")
-    jwks = tmp_path / "jwks.json"
-    signer.write_jwks(jwks)
+    jwks = jwks_file
     payloads = corpus_payloads()
     payloads = [p for p in payloads if "metadata" in p][:15] + [p for p in payloads if "metadata" not in p][:10]
     keys = expected_keys(payloads)
