@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.pvalue import TaggedOutput
 
+from pipeline.contract import VerifierSettings
 from pipeline.core.decode import decode_delivery
 from pipeline.core.errors import EventError
 from pipeline.core.identity import dedupe_key
@@ -159,7 +160,7 @@ def test_dead_letter_record_keeps_original_bytes() -> None:
 def test_verify_fn_routes_rejections_with_the_raw_delivery(tmp_path) -> None:
     signer = DemoSigner(kid="k1")
     signer.write_jwks(tmp_path / "jwks.json")
-    fn = _VerifyAndDecodeFn([str(tmp_path / "jwks.json")], False, {}, 1024 * 1024)
+    fn = _VerifyAndDecodeFn(VerifierSettings((str(tmp_path / "jwks.json"),)), False, 1024 * 1024)
     fn.setup()
     payload = corpus_payloads()[0]
     good = Delivery(sign(signer, payload), {"a": "1"}, None)
