@@ -146,12 +146,14 @@ class GroupCommitPublisher:
 
 
 def make_publisher(topic: str, *, timeout: float) -> GroupCommitPublisher:
-    """A GroupCommitPublisher to ``topic`` over the generated (GAPIC) Publisher client; each
-    Publish RPC gives up after ``timeout`` seconds, retries of transient errors included.
+    """A GroupCommitPublisher to ``topic`` over :func:`publisher_client`; each Publish RPC gives
+    up after ``timeout`` seconds, retries of transient errors included."""
+    return GroupCommitPublisher(publisher_client(), topic, retry=publish_retry(timeout), timeout=timeout)
 
-    Emulator-aware (PUBSUB_EMULATOR_HOST), with a capped gRPC reconnect backoff so a restarted
-    Pub/Sub is found again within seconds.
-    """
+
+def publisher_client() -> Any:
+    """The generated (GAPIC) Publisher client, emulator-aware (PUBSUB_EMULATOR_HOST), with a
+    capped gRPC reconnect backoff so a restarted Pub/Sub is found again within seconds."""
     import grpc
     from google.auth.credentials import AnonymousCredentials
     from google.pubsub_v1 import PublisherClient
@@ -170,8 +172,7 @@ def make_publisher(topic: str, *, timeout: float) -> GroupCommitPublisher:
         credentials=AnonymousCredentials() if emulator_host else None,
         always_use_jwt_access=True,
     )
-    return GroupCommitPublisher(
-        PublisherClient(transport=transport), topic, retry=publish_retry(timeout), timeout=timeout)
+    return PublisherClient(transport=transport)
 
 
 def publish_retry(timeout_seconds: float) -> Any:
@@ -181,13 +182,18 @@ def publish_retry(timeout_seconds: float) -> Any:
     retrying long after its requests answered 503 (and hold up the messages queued behind it).
     Bounded like this, an RPC gives up about when its requests do.
     """
+    return transient_retry(initial=0.05, maximum=1.0, timeout=max(0.5, timeout_seconds * 0.9))
+
+
+def transient_retry(*, initial: float, maximum: float, timeout: float) -> Any:
+    """Retry of the errors a Publish can recover from (exponential backoff, doubling), for ``timeout`` s."""
     from google.api_core import exceptions, retry
 
     return retry.Retry(
-        initial=0.05,
-        maximum=1.0,
+        initial=initial,
+        maximum=maximum,
         multiplier=2.0,
-        timeout=max(0.5, timeout_seconds * 0.9),
+        timeout=timeout,
         predicate=retry.if_exception_type(
             exceptions.Aborted,
             exceptions.DeadlineExceeded,

@@ -316,3 +316,46 @@ def test_build_verifier_splits_a_comma_separated_string_and_routes_options(
 def test_build_verifier_rejects_unknown_options(jwks_file: Path) -> None:
     with pytest.raises(TypeError, match="leeway"):
         build_verifier(VerifierSettings((str(jwks_file),)), leeway=5)  # type: ignore[call-arg]
+
+
+# --- the store is pure: documents come from the injected fetch --------------------------------
+
+
+def test_store_takes_its_documents_from_the_injected_fetch(
+    signer: DemoSigner, other_signer: DemoSigner, manual_clock: ManualClock
+) -> None:
+    documents = {"live": json.dumps(signer.jwks()).encode()}
+    fetched: list[str] = []
+
+    def fetch(source: str) -> bytes:
+        fetched.append(source)
+        if source not in documents:
+            raise JwksUnavailable(f"JWKS source {source}: gone")
+        return documents[source]
+
+    store = KeyStore(["live"], fetch=fetch, min_refetch_interval=60, clock=manual_clock)
+    assert store.kids == {"k1"} and fetched == ["live"]
+    documents["live"] = json.dumps(other_signer.jwks()).encode()
+    assert _unknown_kid(store, "k2") and fetched == ["live"]  # within the interval: no fetch
+    manual_clock.advance(61)
+    assert store.get("k2").public_numbers() == other_signer.public_key.public_numbers()
+    assert fetched == ["live", "live"] and store.last_refresh_ok
+    with pytest.raises(JwksUnavailable, match="gone"):
+        KeyStore(["elsewhere"], fetch=fetch)
+
+
+def test_the_core_does_no_io_of_its_own() -> None:
+    """Fetching is at the edge (pipeline/jwks_fetch.py): no core module imports a network,
+    file or cloud client."""
+    import ast
+
+    io_modules = {"urllib.request", "urllib.error", "http", "http.client", "socket", "pathlib", "requests",
+                  "google", "pipeline.gcs", "pipeline.jwks_fetch", "apache_beam", "io", "os", "shutil"}
+    core = Path(__file__).resolve().parents[2] / "pipeline" / "core"
+    found = []
+    for path in sorted(core.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.name}: {n}" for n in names if n in io_modules or n.split(".")[0] in {"google", "apache_beam"}]
+    assert found == []
