@@ -3,11 +3,11 @@
 Environment (all strings; see ``ReceiverConfig.from_env``):
 
 - ``PUBSUB_TOPIC`` (required): ``projects/P/topics/T``, where every accepted body is published.
-- ``JWKS_URL`` (optional): one URL (or file path) or a comma-separated list. When set, signed
+- ``JWKS_URL`` (optional): one URL (or file path) or a comma-separated list (``parse_sources``). When set, signed
   deliveries are verified at the edge and a bad signature gets 401; when unset, bodies are
   published unverified and the pipeline verifies them.
 - ``JWT_ISSUER`` (optional): the expected ``iss`` for edge verification (checked when the
-  token has one); unset means the verifier's default, Canvas's public issuer.
+  token has one); unset means Canvas's public issuer (``pipeline.contract.DEFAULT_ISSUER``).
 - ``JWT_LEEWAY_SECONDS`` (optional): clock skew allowed on ``exp``/``nbf``/``iat``; unset means
   the verifier's default (60 s).
 - ``ALLOW_UNSIGNED`` (default: true without ``JWKS_URL``, false with it): whether plain JSON

@@ -4,7 +4,8 @@ The HTTP edge (pipeline/receiver/main.py) hands each accepted body to ``publish`
 for its future; this module owns everything between that call and Pub/Sub's message id:
 the bounded queue, the sender threads, the gRPC channel (emulator-aware, with a capped
 reconnect backoff) and a retry bounded by the request's own deadline. It imports nothing of
-the receiver, so other publishers of deliveries (the SQS relay) may use it too.
+the receiver, so other publishers of deliveries use it too (the SQS relay takes its client
+and its retry of transient errors).
 
 Throughput: sharing RPCs cuts both the CPU per request here and Pub/Sub's per-RPC work;
 bench/receiver.py measures it beside an empty handler.
@@ -37,7 +38,6 @@ _CHANNEL_OPTIONS = (
 )
 
 
-
 class PublishQueueFull(Exception):
     """Too many messages already wait for Pub/Sub in this process: answer 503 at once."""
 
@@ -55,8 +55,8 @@ class GroupCommitPublisher:
     same server CPU per request.
 
     A request that stops waiting cancels its future: a message still queued is then never sent
-    (clean 503); one already in an RPC may still be stored (at-least-once, see the module
-    docstring). The queue is bounded: beyond it, ``publish`` raises PublishQueueFull rather
+    (clean 503); one already in an RPC may still be stored (at-least-once: the receiver's
+    contract with the sender, pipeline/receiver/main.py). The queue is bounded: beyond it, ``publish`` raises PublishQueueFull rather
     than block a request with no deadline.
     """
 
