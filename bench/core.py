@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline.core.decode import decode_delivery  # noqa: E402
 from pipeline.core.errors import EventError  # noqa: E402
 from pipeline.core.normalize import normalize  # noqa: E402
-from pipeline.core.verify import DEFAULT_ISSUER, build_verifier  # noqa: E402
+from pipeline.contract import DEFAULT_ISSUER, VerifierSettings  # noqa: E402
+from pipeline.jwks_fetch import build_verifier  # noqa: E402
 from devkit import deliveries  # noqa: E402
 from devkit.signing import DemoSigner  # noqa: E402
 
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         jwks = Path(tmp) / "jwks.json"
         signer.write_jwks(jwks)
-        verifier = build_verifier([str(jwks)])
+        verifier = build_verifier(VerifierSettings(sources=(str(jwks),)))
     assert verifier is not None
     received_at = datetime.now(timezone.utc)
     run_core = make_run_core(verifier, received_at)

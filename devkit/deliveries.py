@@ -41,9 +41,9 @@ from typing import Any, Iterator, NamedTuple
 import orjson
 
 from devkit.signing import DemoSigner
+from pipeline.contract import DEFAULT_ISSUER
 from pipeline.core import caliper
 from pipeline.core.timestamps import to_iso
-from pipeline.core.verify import DEFAULT_ISSUER
 from schemas.canvas_fields import BODY_FIELDS
 
 FORMATS = ("canvas", "caliper")

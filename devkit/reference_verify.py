@@ -21,13 +21,12 @@ from typing import Any
 import jwt
 import jwt.utils
 
+from pipeline.contract import DEFAULT_ISSUER, DEFAULT_LEEWAY_SECONDS
 from pipeline.core.decode import VerifiedToken
 from pipeline.core.errors import EventError
 from pipeline.core.jwks import KeyStore
 from pipeline.core.verify import (
     ALLOWED_ALG,
-    DEFAULT_ISSUER,
-    DEFAULT_LEEWAY_SECONDS,
     JwtVerifier,
     _check_header,
     _malformed,

@@ -15,8 +15,9 @@ RECEIVER_DIST ?= $(RECEIVER_ROOT)/dist-receiver
 RECEIVER_PY ?= $(if $(wildcard $(RECEIVER_ROOT)/.venv/bin/python),$(RECEIVER_ROOT)/.venv/bin/python,python3)
 # What the receiver imports from pipeline/core, lazily imported modules included.
 RECEIVER_CORE_MODULES := __init__ decode errors jsontext jwks timestamps verify
-# Modules of pipeline/ itself the receiver imports (pipeline.gcs: gs:// JWKS sources, lazily).
-RECEIVER_TOP_MODULES := __init__ gcs
+# Modules of pipeline/ itself the receiver imports: the contract it shares with the pipeline, the
+# JWKS fetching at the edge of the core, pipeline.gcs (gs:// JWKS sources, lazily).
+RECEIVER_TOP_MODULES := __init__ contract gcs jwks_fetch
 # Distributions the function imports directly (pip resolves their own dependencies).
 RECEIVER_REQUIREMENTS := functions-framework google-cloud-pubsub google-cloud-storage PyJWT cryptography orjson msgspec
 

@@ -102,19 +102,20 @@ def normalize_lines(
 
 
 def cmd_normalize(args: argparse.Namespace) -> int:
+    from pipeline.contract import DEFAULT_ISSUER, VerifierSettings
     from pipeline.core.jwks import JwksUnavailable
-    from pipeline.core.verify import DEFAULT_ISSUER, build_verifier
+    from pipeline.jwks_fetch import build_verifier
 
     if not args.jwks_url and not args.allow_unsigned:
         print("canvas-events normalize: give --jwks_url to verify signed deliveries, "
               "or --allow_unsigned to accept plain JSON (or both)", file=sys.stderr)
         return USAGE_ERROR
     try:
-        verifier = build_verifier(
-            args.jwks_url,
+        verifier = build_verifier(VerifierSettings(
+            sources=args.jwks_url,
             issuer=args.jwt_issuer or DEFAULT_ISSUER,
             verify_exp=not args.allow_expired_tokens,
-        )
+        ))
     except JwksUnavailable as exc:
         print(f"canvas-events normalize: {exc}", file=sys.stderr)
         return USAGE_ERROR

@@ -34,7 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from pipeline.core.jwks import JwksUnavailable, describe_source, load_source
+from pipeline.contract import parse_sources
+from pipeline.core.jwks import JwksUnavailable, describe_source
+from pipeline.jwks_fetch import load_source
 
 MAX_ATTEMPTS = 20
 
@@ -254,7 +256,7 @@ def command(args: Any) -> int:
     import sys
 
     prog = "canvas-events archive-keys"
-    sources = [s.strip() for value in args.jwks_url for s in value.split(",") if s.strip()]
+    sources = parse_sources(args.jwks_url)
     try:
         result = archive_keys(sources, args.archive)
     except JwksUnavailable as exc:

@@ -32,7 +32,7 @@ from pipeline.options import (
     is_streaming,
     preflight,
     preflight_io,
-    verifier_kwargs,
+    verifier_settings,
 )
 from pipeline.transforms.common import DEAD_LETTER, METRICS_NAMESPACE, REJECTED_PREFIX
 from pipeline.transforms.dedupe import DedupeEvents
@@ -88,7 +88,7 @@ def build_pipeline(
         else:
             deliveries = p | "ReadFiles" >> ReadDeliveryFiles(o.input_files, arrival)
     decoded = deliveries | "VerifyAndDecode" >> VerifyAndDecode(
-        o.jwks_url, allow_unsigned=o.allow_unsigned is True, verifier_kwargs=verifier_kwargs(options))
+        verifier_settings(options), allow_unsigned=o.allow_unsigned is True)
     normalized = decoded.events | "NormalizeEvents" >> NormalizeEvents(o.pii, o.pii_salt)
     if normalized.rows.is_bounded:
         # Batch: one shuffle groups by partition, drops repeated dedupe keys and writes.

@@ -18,9 +18,9 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipeline.core.pii import PII_MODES
+from pipeline.contract import DEFAULT_ISSUER, VerifierSettings, parse_bool, parse_sources
+from pipeline.core.pii import PII_MODES, pii_setting_problem
 
-DEFAULT_JWT_ISSUER = "https://live-events.canvas.instructure.com"
 DEFAULT_WINDOW_SECONDS = 300
 DEFAULT_DEDUPE_TTL_SECONDS = 3600
 DEFAULT_PII = "keep"
@@ -33,19 +33,13 @@ DEFAULT_PII = "keep"
 SUBSCRIPTION_RE = re.compile(
     r"projects/(?P<project>[a-z][-a-z0-9:.]{4,61}[a-z0-9])/subscriptions/(?P<name>[A-Za-z][A-Za-z0-9_.~+%-]{2,254})"
 )
-_TRUE = frozenset({"true", "yes", "1", "on"})
-_FALSE = frozenset({"false", "no", "0", "off", ""})
 
 
 def _flag(value: str) -> bool | str:
-    """``--flag``, ``--flag=true`` and ``--flag=false`` (Flex Templates pass name=value);
-    anything else is kept as the raw string for preflight to report."""
-    low = value.strip().lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    return value
+    """``--flag``, ``--flag=true`` and ``--flag=false`` (Flex Templates pass name=value; an empty
+    value is false); anything else is kept as the raw string for preflight to report."""
+    parsed = parse_bool(value) if value.strip() else False
+    return value if parsed is None else parsed
 
 
 def _int(value: str) -> int | str:
@@ -62,7 +56,7 @@ class _AppendSources(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
         current = list(getattr(namespace, self.dest, None) or [])
-        current += [v.strip() for v in str(values).split(",") if v.strip()]
+        current += parse_sources(str(values))
         setattr(namespace, self.dest, current)
 
 
@@ -97,9 +91,9 @@ class CanvasEventsOptions(PipelineOptions):
             "--allow_unsigned", type=_flag, nargs="?", const=True, default=False,
             help="Accept plain-JSON (unsigned) deliveries. Default: false.")
         group.add_argument(
-            "--jwt_issuer", default=DEFAULT_JWT_ISSUER,
+            "--jwt_issuer", default=DEFAULT_ISSUER,
             help="Expected iss claim of signed deliveries, checked when a token carries one. "
-                 f"Default: {DEFAULT_JWT_ISSUER}.")
+                 f"Default: {DEFAULT_ISSUER}.")
         group.add_argument(
             "--allow_expired_tokens", type=_flag, nargs="?", const=True, default=False,
             help="Accept tokens whose exp has passed, for replays of old signed data "
@@ -244,10 +238,9 @@ def preflight(options: PipelineOptions) -> list[str]:
     elif job != "pipeline":
         errors.append(f"--job={job} selects the Flex Template's job; locally run `canvas-events {job}`")
 
-    if o.pii not in PII_MODES:
-        errors.append(f"--pii must be one of {', '.join(PII_MODES)}, got {o.pii!r}")
-    elif o.pii == "hash" and not o.pii_salt:
-        errors.append("--pii=hash needs --pii_salt (a secret; unsalted hashes of logins and IPs are reversible)")
+    pii_problem = pii_setting_problem(o.pii, o.pii_salt, mode_name="--pii", salt_name="--pii_salt")
+    if pii_problem:
+        errors.append(pii_problem)
     return errors
 
 
@@ -259,13 +252,13 @@ def preflight_io(options: PipelineOptions) -> list[str]:
     from apache_beam.io.filesystems import FileSystems
 
     from pipeline.core.jwks import JwksUnavailable
-    from pipeline.core.verify import build_verifier
+    from pipeline.jwks_fetch import build_verifier
 
     o = options.view_as(CanvasEventsOptions)
     errors: list[str] = []
     if o.jwks_url:
         try:
-            build_verifier(o.jwks_url, **verifier_kwargs(options))
+            build_verifier(verifier_settings(options))
         except (JwksUnavailable, ValueError) as exc:
             errors.append(f"cannot load --jwks_url: {exc}")
     if o.input_files:
@@ -279,10 +272,11 @@ def preflight_io(options: PipelineOptions) -> list[str]:
     return errors
 
 
-def verifier_kwargs(options: PipelineOptions) -> dict[str, Any]:
-    """Keyword arguments for ``build_verifier`` from the options (empty issuer = don't check iss)."""
+def verifier_settings(options: PipelineOptions) -> VerifierSettings:
+    """The verifier's settings from the options (empty issuer = don't check iss)."""
     o = options.view_as(CanvasEventsOptions)
-    return {"issuer": o.jwt_issuer or None, "verify_exp": o.allow_expired_tokens is not True}
+    return VerifierSettings(
+        sources=parse_sources(o.jwks_url), issuer=o.jwt_issuer or None, verify_exp=o.allow_expired_tokens is not True)
 
 
 def is_streaming(options: PipelineOptions) -> bool:

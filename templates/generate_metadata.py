@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.contract import DEFAULT_ISSUER
 from pipeline.core.pii import PII_MODES
 from pipeline.options import JOBS, SUBSCRIPTION_RE, option_specs
 
@@ -83,7 +84,7 @@ PRESENTATION: dict[str, Presentation] = {
         (BOOLEAN,), "false", "maybe"),
     "jwt_issuer": Presentation(
         "Expected JWT issuer (iss)", "TEXT", True,
-        (r"^(https://[^\s]+)?$",), "https://live-events.canvas.instructure.com", "live events"),
+        (r"^(https://[^\s]+)?$",), DEFAULT_ISSUER, "live events"),
     "allow_expired_tokens": Presentation(
         "Accept expired tokens (replays only)", "BOOLEAN", True,
         (BOOLEAN,), "true", "yes please"),

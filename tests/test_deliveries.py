@@ -21,7 +21,7 @@ from devkit.signing import DemoSigner
 from pipeline.core import caliper
 from pipeline.core.decode import decode_delivery
 from pipeline.core.identity import dedupe_key
-from pipeline.core.jwks import KeyStore
+from pipeline.jwks_fetch import load_key_store
 from pipeline.core.normalize import normalize
 from pipeline.core.verify import JwtVerifier
 from schemas.canvas_fields import BODY_FIELDS
@@ -37,7 +37,7 @@ def signer_and_verifier(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoS
     signer = DemoSigner(kid="generator-test")
     jwks = tmp_path_factory.mktemp("jwks") / "jwks.json"
     signer.write_jwks(jwks)
-    return signer, JwtVerifier(KeyStore([str(jwks)]), clock=lambda: NOW.timestamp())
+    return signer, JwtVerifier(load_key_store([str(jwks)]), clock=lambda: NOW.timestamp())
 
 
 def rows_of(body: bytes, verifier: JwtVerifier | None) -> list[dict]:

@@ -185,12 +185,13 @@ def test_concurrent_runs_lose_no_key(where: str, request: pytest.FixtureRequest,
 
 
 def test_a_gs_source_that_cannot_be_read_is_unavailable_and_named(gcs_emulator: Any) -> None:
-    from pipeline.core.jwks import JwksUnavailable, KeyStore
+    from pipeline.core.jwks import JwksUnavailable
+    from pipeline.jwks_fetch import load_key_store
 
     bucket = f"keys-{uuid.uuid4().hex[:10]}"
     gcs_emulator.create_bucket(bucket)
     with pytest.raises(JwksUnavailable, match=rf"gs://{bucket}/missing.json: NotFound"):
-        KeyStore([f"gs://{bucket}/missing.json"])
+        load_key_store([f"gs://{bucket}/missing.json"])
     gcs_emulator.client.bucket(bucket).blob("big.json").upload_from_string(b" " * (1024 * 1024 + 1))
     with pytest.raises(JwksUnavailable, match="larger than"):
-        KeyStore([f"gs://{bucket}/big.json"])
+        load_key_store([f"gs://{bucket}/big.json"])

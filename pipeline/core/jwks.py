@@ -1,20 +1,20 @@
-"""RS256 public keys by ``kid``, from one or more JWKS sources (URLs, gs:// objects or local files).
+"""RS256 public keys by ``kid``, merged from one or more JWKS sources: parse, look up, refetch.
+
+Pure of I/O: a :class:`KeyStore` is handed a ``fetch`` function (source -> the raw JWKS
+document) and decides what to keep, where a kid is found and when to fetch again. Reading
+https://, file and gs:// sources is at the edge of the core, in ``pipeline/jwks_fetch.py``
+(which also builds stores and verifiers from :class:`pipeline.contract.VerifierSettings`).
 
 Canvas rotates its signing key monthly and its public JWKS keeps only the previous, current
 and next keys, so a replay of older signed data needs the keys of past months too: an
-operator combines the live URL with a local archive file of old keys, and a ``kid`` found
-in any source is accepted.
+operator combines the live URL with an archive of old keys, and a ``kid`` found in any source
+is accepted.
 
 Loading rules (why each one):
 
 * Only ``kty`` RSA keys with ``use`` "sig" (or no ``use``), ``alg`` RS256 (or no ``alg``), a
   non-empty ``kid`` and at least 2048 bits are kept; the verifier accepts RS256 only, so any
   other key could only ever be misused. Private members (``d``...) are dropped.
-* gs:// objects (e.g. the key archive that ``canvas-events archive-keys`` keeps in the bucket,
-  so a Dataflow replay reads it), read with the caller's Google credentials.
-* https:// URLs, or http:// to a loopback host only (tests, local proxies): keys fetched
-  in clear text from elsewhere could be replaced on the way. Redirects are followed only to
-  URLs that satisfy the same rule.
 * A source that cannot be loaded when the store is built raises :class:`JwksUnavailable`,
   so preflight checks fail fast. Later, an unknown ``kid`` triggers one refetch of every
   source, at most once per ``min_refetch_interval`` per store (an attacker sending random
@@ -23,27 +23,25 @@ Loading rules (why each one):
 * When two sources hold the same ``kid`` with different keys, the first source listed wins
   (list the live URL first) and a warning is logged.
 
-Keys from a token header (``jku``, ``x5u``, ``jwk``, ``x5c``) are never used: this module
-is the only place keys come from.
+Keys from a token header (``jku``, ``x5u``, ``jwk``, ``x5c``) are never used: the configured
+sources are the only place keys come from.
 """
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import math
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
 
 from pipeline.core.errors import EventError
+
+Fetch = Callable[[str], bytes]  # source -> raw JWKS document; raises JwksUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -70,93 +68,6 @@ def describe_source(source: str) -> str:
         host = f"[{host}]"
     netloc = host + (f":{parts.port}" if parts.port else "")
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _allowed_url(url: str) -> bool:
-    parts = urllib.parse.urlsplit(url)
-    return parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(parts.hostname))
-
-
-class _NoDowngradeRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects only to URLs that would be accepted as sources themselves."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
-        if not _allowed_url(urllib.parse.urljoin(req.full_url, newurl)):
-            raise JwksUnavailable(
-                f"JWKS source {describe_source(req.full_url)}: redirect to a non-https URL refused"
-            )
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def _read_url(source: str, timeout: float) -> bytes:
-    parts = urllib.parse.urlsplit(source)
-    if parts.scheme == "http":
-        if not _is_loopback(parts.hostname):
-            raise JwksUnavailable(
-                f"JWKS source {describe_source(source)}: http:// is allowed only for loopback hosts; use https://"
-            )
-        # A proxy from the environment must not intercept a loopback fetch.
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoDowngradeRedirects)
-    elif parts.scheme == "https":
-        opener = urllib.request.build_opener(_NoDowngradeRedirects)
-    else:
-        raise JwksUnavailable(f"JWKS source {describe_source(source)}: unsupported URL scheme {parts.scheme!r}")
-    request = urllib.request.Request(source, headers={"Accept": "application/json"})
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            data = response.read(MAX_JWKS_BYTES + 1)
-    except urllib.error.HTTPError as exc:
-        raise JwksUnavailable(f"JWKS source {describe_source(source)}: HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise JwksUnavailable(f"JWKS source {describe_source(source)}: {type(exc).__name__}: {reason}") from None
-    if len(data) > MAX_JWKS_BYTES:
-        raise JwksUnavailable(f"JWKS source {describe_source(source)}: larger than {MAX_JWKS_BYTES} bytes")
-    return data
-
-
-def _read_file(source: str) -> bytes:
-    path = Path(urllib.parse.urlsplit(source).path if source.startswith("file://") else source)
-    try:
-        if path.stat().st_size > MAX_JWKS_BYTES:
-            raise JwksUnavailable(f"JWKS source {source}: larger than {MAX_JWKS_BYTES} bytes")
-        return path.read_bytes()
-    except OSError as exc:
-        raise JwksUnavailable(f"JWKS source {source}: {type(exc).__name__}: {exc.strerror}") from None
-
-
-def _read_gcs(source: str, timeout: float) -> bytes:
-    # The Cloud Storage client lives at the edge (pipeline.gcs), imported only for gs:// sources
-    # (the receiver's bundle has neither: there a gs:// source is "unavailable", not a crash).
-    try:
-        from pipeline.gcs import read_object
-
-        data = read_object(source, max_bytes=MAX_JWKS_BYTES, timeout=timeout)
-    except Exception as exc:  # noqa: BLE001 - NotFound, Forbidden, no credentials, bad URL...: all "unavailable"
-        raise JwksUnavailable(f"JWKS source {describe_source(source)}: {type(exc).__name__}") from None
-    if len(data) > MAX_JWKS_BYTES:
-        raise JwksUnavailable(f"JWKS source {describe_source(source)}: larger than {MAX_JWKS_BYTES} bytes")
-    return data
-
-
-def read_source(source: str, *, timeout: float) -> bytes:
-    """The raw JWKS document of one source (URL, gs:// object or file path). Raises JwksUnavailable."""
-    if source.startswith("gs://"):
-        return _read_gcs(source, timeout)
-    if "://" in source and not source.startswith("file://"):
-        return _read_url(source, timeout)
-    return _read_file(source)
 
 
 def usable_jwks(document: bytes, source: str) -> list[dict[str, Any]]:
@@ -201,11 +112,6 @@ def _public_key(jwk: Mapping[str, Any], source_name: str) -> RSAPublicKey | None
     return key
 
 
-def load_source(source: str, *, timeout: float) -> list[dict[str, Any]]:
-    """Read and filter one source. Raises JwksUnavailable."""
-    return usable_jwks(read_source(source, timeout=timeout), source)
-
-
 def _same_key(a: RSAPublicKey, b: RSAPublicKey) -> bool:
     return a.public_numbers() == b.public_numbers()
 
@@ -223,28 +129,32 @@ class KeyStore:
         self,
         sources: Sequence[str],
         *,
+        fetch: Fetch,
         min_refetch_interval: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
-        timeout: float = 10.0,
     ):
         if isinstance(sources, str):
             sources = [sources]
         self._sources = tuple(s.strip() for s in sources if s and s.strip())
         if not self._sources:
             raise ValueError("KeyStore needs at least one JWKS source")
-        if min_refetch_interval < 0 or timeout <= 0:
-            raise ValueError("min_refetch_interval must be >= 0 and timeout > 0")
+        if min_refetch_interval < 0:
+            raise ValueError("min_refetch_interval must be >= 0")
         self._min_refetch_interval = float(min_refetch_interval)
         self._clock = clock
-        self._timeout = float(timeout)
+        self._fetch = fetch  # pickled with the store (Beam): a module-level function or a partial of one
         self._lock = threading.Lock()
         self._last_fetch = self._clock()
-        self._jwks_by_source = [load_source(source, timeout=self._timeout) for source in self._sources]
+        self._jwks_by_source = [self._load(source) for source in self._sources]
         self._keys: dict[str, RSAPublicKey] = self._merge(self._jwks_by_source)
         self.fetch_count = 1  # full loads, for tests and metrics
         # False after a refetch in which a source failed: an unknown kid may then be a key we
         # could not load rather than a forgery (the receiver publishes such tokens unverified).
         self.last_refresh_ok = True
+
+    def _load(self, source: str) -> list[dict[str, Any]]:
+        """Fetch and filter one source. Raises JwksUnavailable."""
+        return usable_jwks(self._fetch(source), source)
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -282,7 +192,7 @@ class KeyStore:
         all_ok = True
         for source, previous in zip(self._sources, self._jwks_by_source):
             try:
-                fresh.append(load_source(source, timeout=self._timeout))
+                fresh.append(self._load(source))
             except JwksUnavailable as exc:
                 log.warning("JWKS refetch failed, keeping %d previous key(s): %s", len(previous), exc)
                 fresh.append(previous)
@@ -312,7 +222,7 @@ class KeyStore:
             "sources": self._sources,
             "min_refetch_interval": self._min_refetch_interval,
             "clock": self._clock,
-            "timeout": self._timeout,
+            "fetch": self._fetch,
             "jwks_by_source": self._jwks_by_source,
             "fetch_count": self.fetch_count,
         }
@@ -321,7 +231,7 @@ class KeyStore:
         self._sources = state["sources"]
         self._min_refetch_interval = state["min_refetch_interval"]
         self._clock = state["clock"]
-        self._timeout = state["timeout"]
+        self._fetch = state["fetch"]
         self._jwks_by_source = state["jwks_by_source"]
         self.fetch_count = state["fetch_count"]
         self.last_refresh_ok = True

@@ -70,25 +70,39 @@ def _rewrite_json(text: str | None, replace: Callable[[Any], Any]) -> str | None
     return jsontext.dumps_sorted(_rewrite(jsontext.loads(text), replace)).decode()
 
 
+def pii_setting_problem(mode: str, salt: str | None, *, mode_name: str = "pii", salt_name: str = "a salt") -> str | None:
+    """What is wrong with a PII setting, in the caller's words (option or argument names), or None.
+
+    The one rule: the mode is one of ``PII_MODES``, and ``hash`` has a non-empty salt (an
+    operator secret: unsalted hashes of logins and IPs are reversible).
+    """
+    if mode not in PII_MODES:
+        return f"{mode_name} must be one of {', '.join(PII_MODES)}, got {mode!r}"
+    if mode == "hash" and not salt:
+        return (f"{mode_name}=hash needs {salt_name} (a secret; unsalted hashes of logins and IPs are "
+                "reversible)")
+    return None
+
+
 def apply_pii(row: dict[str, Any], mode: str, salt: str | None = None) -> dict[str, Any]:
     """A copy of ``row`` with PII kept, HMAC-hashed or dropped (see module docstring).
 
     Raises ValueError for an unknown mode, or for ``hash`` without a non-empty salt.
     """
-    if mode not in PII_MODES:
-        raise ValueError(f"pii mode must be one of {', '.join(PII_MODES)}, not {mode!r}")
+    problem = pii_setting_problem(mode, salt)
+    if problem:
+        raise ValueError(problem)
     out = dict(row)
     if mode == "keep":
         return out
     if mode == "hash":
-        if not salt:
-            raise ValueError("pii mode 'hash' needs a salt (an operator secret)")
+        key = salt or ""  # never empty here: checked above
 
         def replace(value: Any) -> Any:
             if value is None:
                 return None
             text = value if type(value) is str else jsontext.dumps_sorted(value).decode()
-            return pii_hash(text, salt)
+            return pii_hash(text, key)
     else:
 
         def replace(value: Any) -> Any:

@@ -36,20 +36,19 @@ from __future__ import annotations
 import binascii
 import math
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from pipeline.contract import DEFAULT_ISSUER, DEFAULT_LEEWAY_SECONDS
 from pipeline.core import jsontext
 from pipeline.core.decode import VerifiedToken
 from pipeline.core.errors import EventError
 from pipeline.core.jwks import KeyStore
 
-DEFAULT_ISSUER = "https://live-events.canvas.instructure.com"
-DEFAULT_LEEWAY_SECONDS = 60.0
 ALLOWED_ALG = "RS256"
 TIME_CLAIMS = ("iat", "nbf", "exp")
 
@@ -253,33 +252,3 @@ class JwtVerifier:
             f"JwtVerifier({self.keys!r}, issuer={self.issuer!r}, leeway_seconds={self.leeway_seconds}, "
             f"verify_exp={self.verify_exp})"
         )
-
-
-_KEYSTORE_OPTIONS = frozenset({"min_refetch_interval", "timeout"})
-_VERIFIER_OPTIONS = frozenset({"issuer", "leeway_seconds", "verify_exp", "clock"})
-
-
-def parse_sources(jwks_sources: Sequence[str] | str | None) -> list[str]:
-    """Sources as a list; each string may hold several, separated by commas."""
-    if not jwks_sources:
-        return []
-    if isinstance(jwks_sources, str):
-        jwks_sources = [jwks_sources]
-    return [s.strip() for value in jwks_sources if value for s in value.split(",") if s.strip()]
-
-
-def build_verifier(jwks_sources: Sequence[str] | str | None, **kwargs: Any) -> JwtVerifier | None:
-    """A JwtVerifier over a KeyStore of these sources, or None when there are none.
-
-    Keyword arguments go to KeyStore (``min_refetch_interval``, ``timeout``) or JwtVerifier
-    (``issuer``, ``leeway_seconds``, ``verify_exp``, ``clock``). Raises JwksUnavailable when
-    a source cannot be loaded.
-    """
-    unknown = set(kwargs) - _KEYSTORE_OPTIONS - _VERIFIER_OPTIONS
-    if unknown:
-        raise TypeError(f"build_verifier() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
-    sources = parse_sources(jwks_sources)
-    if not sources:
-        return None
-    store = KeyStore(sources, **{k: v for k, v in kwargs.items() if k in _KEYSTORE_OPTIONS})
-    return JwtVerifier(store, **{k: v for k, v in kwargs.items() if k in _VERIFIER_OPTIONS})

@@ -3,11 +3,11 @@
 Environment (all strings; see ``ReceiverConfig.from_env``):
 
 - ``PUBSUB_TOPIC`` (required): ``projects/P/topics/T``, where every accepted body is published.
-- ``JWKS_URL`` (optional): one URL (or file path) or a comma-separated list. When set, signed
+- ``JWKS_URL`` (optional): one URL (or file path) or a comma-separated list (``parse_sources``). When set, signed
   deliveries are verified at the edge and a bad signature gets 401; when unset, bodies are
   published unverified and the pipeline verifies them.
 - ``JWT_ISSUER`` (optional): the expected ``iss`` for edge verification (checked when the
-  token has one); unset means the verifier's default, Canvas's public issuer.
+  token has one); unset means Canvas's public issuer (``pipeline.contract.DEFAULT_ISSUER``).
 - ``JWT_LEEWAY_SECONDS`` (optional): clock skew allowed on ``exp``/``nbf``/``iat``; unset means
   the verifier's default (60 s).
 - ``ALLOW_UNSIGNED`` (default: true without ``JWKS_URL``, false with it): whether plain JSON
@@ -26,26 +26,24 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
+from pipeline.contract import DEFAULT_LEEWAY_SECONDS, VerifierSettings, parse_bool, parse_sources
+
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_PUBLISH_TIMEOUT_SECONDS = 8.0
 DEFAULT_JWKS_RETRY_SECONDS = 30.0
 
 _TOPIC = re.compile(r"^projects/[^/\s]+/topics/[^/\s]+$")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 class ConfigError(ValueError):
     """A missing or malformed setting; the message names the variable, never a secret."""
 
 
-def parse_bool(name: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ConfigError(f"{name} must be true or false, not {value!r}")
+def _bool(name: str, value: str) -> bool:
+    parsed = parse_bool(value)
+    if parsed is None:
+        raise ConfigError(f"{name} must be true or false, not {value!r}")
+    return parsed
 
 
 def _positive_number(name: str, value: str, kind: type) -> float | int:
@@ -79,14 +77,23 @@ class ReceiverConfig:
     def verify_at_edge(self) -> bool:
         return bool(self.jwks_urls)
 
+    @property
+    def verifier_settings(self) -> VerifierSettings:
+        """Edge verification's settings; unset issuer and leeway mean the contract's defaults."""
+        return VerifierSettings(
+            sources=self.jwks_urls,
+            **({} if self.issuer is None else {"issuer": self.issuer}),
+            leeway_seconds=DEFAULT_LEEWAY_SECONDS if self.leeway_seconds is None else self.leeway_seconds,
+        )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "ReceiverConfig":
         topic = environ.get("PUBSUB_TOPIC", "").strip()
         if not topic:
             raise ConfigError("PUBSUB_TOPIC is required (projects/P/topics/T)")
-        jwks_urls = tuple(u.strip() for u in environ.get("JWKS_URL", "").split(",") if u.strip())
+        jwks_urls = parse_sources(environ.get("JWKS_URL", ""))
         allow_raw = environ.get("ALLOW_UNSIGNED", "").strip()
-        allow_unsigned = parse_bool("ALLOW_UNSIGNED", allow_raw) if allow_raw else not jwks_urls
+        allow_unsigned = _bool("ALLOW_UNSIGNED", allow_raw) if allow_raw else not jwks_urls
         kwargs: dict = {}
         if environ.get("MAX_BODY_BYTES", "").strip():
             kwargs["max_body_bytes"] = _positive_number("MAX_BODY_BYTES", environ["MAX_BODY_BYTES"], int)

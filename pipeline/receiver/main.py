@@ -30,18 +30,16 @@ per JWKS_FAILURE_LOG_SECONDS, and the JWKS is not loaded again for JWKS_RETRY_SE
 setting) after a failed load, so a burst does not wait on the key host request by request. A forged token is
 still refused (401) whenever the keys are at hand.
 
-The body is published byte for byte as the message data, with attributes ``received_at``
-(RFC 3339 UTC), ``content_type`` (when the request had one), ``signed`` ("true"/"false"),
-``kid`` (for a JWS: from the verified token with edge verification, else read from the header
-without trusting it), ``edge_verified`` ("true" only when the signature was checked here;
-"false" when edge verification is on but the keys were out of reach) and then
-``edge_unverified_reason``.
+The body is published byte for byte as the message data, with the attributes of the contract
+(pipeline/contract.py, which says what each is for): ``received_at``, ``content_type``,
+``signed``, ``kid`` (for a JWS: from the verified token with edge verification, else read from
+the header without trusting it), ``edge_verified`` and ``edge_unverified_reason``.
 Logs carry error types and sizes, never a payload, token or key.
 
-Throughput: concurrent requests share Publish RPCs (GroupCommitPublisher), which cut both the
-CPU per request here and Pub/Sub's per-RPC work. Serve it with THREADS=16 (functions-framework
-reads it; its default is 4 per core): at 64 concurrent connections on 2 cores that was the best
-of 8/16/32 threads. bench/receiver.py measures it beside an empty handler.
+Throughput: concurrent requests share Publish RPCs (pipeline/receiver/publisher.py). Serve it
+with THREADS=16 (functions-framework reads it; its default is 4 per core): at 64 concurrent
+connections on 2 cores that was the best of 8/16/32 threads. bench/receiver.py measures it
+beside an empty handler.
 """
 from __future__ import annotations
 
@@ -51,24 +49,26 @@ import logging
 import os
 import threading
 import time
-from collections import deque
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 import orjson
 
+from pipeline.contract import (
+    CONTENT_TYPE, EDGE_UNVERIFIED_JWKS, EDGE_UNVERIFIED_REASON, EDGE_VERIFIED, FALSE, KID, MAX_ATTRIBUTE_CHARS,
+    RECEIVED_AT, SIGNED, TRUE,
+)
 from pipeline.core.decode import is_compact_jws, parse_json_object
 from pipeline.core.errors import EventError
 from pipeline.core.timestamps import to_iso
 from pipeline.receiver import body_limit
 from pipeline.receiver.config import ConfigError, ReceiverConfig
+from pipeline.receiver.publisher import make_publisher
 
 logger = logging.getLogger("canvas_receiver")
 
 _WHITESPACE = b" \t\r\n"
-_MAX_ATTRIBUTE_CHARS = 256  # Pub/Sub allows 1024 bytes per value; these are short by nature
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
 # The first signed delivery loads the JWKS; a failed load must leave time to publish within
@@ -76,27 +76,6 @@ _JSON_HEADERS = {"Content-Type": "application/json"}
 JWKS_FETCH_TIMEOUT_SECONDS = 5.0
 # A JWKS failure is logged at most once per this interval (with the count of the others).
 JWKS_FAILURE_LOG_SECONDS = 60.0
-EDGE_UNVERIFIED_JWKS = "jwks_unavailable"
-
-# Publish RPCs in flight at once per process. One already shares the RPC cost under load; a
-# second keeps a message from waiting a whole round trip behind the RPC just sent (real Pub/Sub
-# takes tens of ms). More only split batches, at a higher CPU cost per message.
-_PUBLISH_RPCS = 2
-# One Publish RPC carries at most this much; Pub/Sub's own request limit is 10 MB, and a body
-# over the batch size still travels alone (MAX_BODY_BYTES defaults to 1 MiB).
-_BATCH_MAX_MESSAGES = 100
-_BATCH_MAX_BYTES = 4 * 1024 * 1024
-# Messages waiting to be sent, per process; beyond this a request gets 503 at once. Far above
-# what the server's threads can have waiting, unless Pub/Sub is stalling.
-_QUEUE_MAX_MESSAGES = 1000
-_QUEUE_MAX_BYTES = 64 * 1024 * 1024
-
-_CHANNEL_OPTIONS = (
-    ("grpc.initial_reconnect_backoff_ms", 250),
-    ("grpc.min_reconnect_backoff_ms", 250),
-    ("grpc.max_reconnect_backoff_ms", 2000),
-)
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -138,7 +117,7 @@ def unverified_kid(token: bytes) -> str | None:
     if not isinstance(header, dict):
         raise EventError("malformed_jwt", "JWS header is not a JSON object")
     kid = header.get("kid")
-    return kid if isinstance(kid, str) and 0 < len(kid) <= _MAX_ATTRIBUTE_CHARS else None
+    return kid if isinstance(kid, str) and 0 < len(kid) <= MAX_ATTRIBUTE_CHARS else None
 
 
 def classify_body(body: bytes) -> str:
@@ -154,175 +133,9 @@ def classify_body(body: bytes) -> str:
     raise EventError("unknown_format", f"body of {len(stripped)} bytes is neither JSON nor a compact JWS")
 
 
-class PublishQueueFull(Exception):
-    """Too many messages already wait for Pub/Sub in this process: answer 503 at once."""
-
-
-class GroupCommitPublisher:
-    """Publishes each message in the next Publish RPC, shared with whatever else is waiting.
-
-    A "group commit": ``rpcs`` sender threads each take everything queued (up to
-    ``max_messages``/``max_bytes``), send it as one PublishRequest and resolve each message's
-    future with its id. Under load, arrivals pile up while an RPC is in flight and travel
-    together in the next one, so the per-RPC cost (gRPC here, Pub/Sub's own) is shared; when
-    idle, a message leaves at once instead of waiting for a batch timer. The library's batching
-    ``pubsub_v1.PublisherClient`` waits ``max_latency`` for every batch and starts two threads
-    per batch; in bench/receiver.py this had the lower latency and more requests/s, for the
-    same server CPU per request.
-
-    A request that stops waiting cancels its future: a message still queued is then never sent
-    (clean 503); one already in an RPC may still be stored (at-least-once, see the module
-    docstring). The queue is bounded: beyond it, ``publish`` raises PublishQueueFull rather
-    than block a request with no deadline.
-    """
-
-    def __init__(
-        self,
-        client: Any,
-        topic: str,
-        *,
-        retry: Any,
-        timeout: float,
-        rpcs: int = 2,
-        max_messages: int = 100,
-        max_bytes: int = 4 * 1024 * 1024,
-        max_queued_messages: int = 1000,
-        max_queued_bytes: int = 64 * 1024 * 1024,
-    ):
-        from google.pubsub_v1.types import PublishRequest, PubsubMessage
-
-        self._client = client
-        self._topic = topic
-        self._retry = retry
-        self._timeout = timeout
-        self._rpcs = rpcs
-        self._max_messages = max_messages
-        self._max_bytes = max_bytes
-        self._max_queued_messages = max_queued_messages
-        self._max_queued_bytes = max_queued_bytes
-        # Raw protobuf classes: building proto-plus wrappers per message costs more than the RPC's share.
-        self._raw_message = PubsubMessage.pb()
-        self._raw_request = PublishRequest.pb()
-        self._wrap_request = PublishRequest.wrap
-        self._queue: deque[tuple[Any, Future, int]] = deque()
-        self._queued_bytes = 0
-        self._ready = threading.Condition(threading.Lock())
-        self._senders: list[threading.Thread] = []
-
-    def publish(self, data: bytes, attributes: Mapping[str, str]) -> Future:
-        size = len(data) + sum(len(k) + len(v) for k, v in attributes.items()) + 16
-        message = self._raw_message(data=data, attributes=attributes)
-        future: Future = Future()
-        with self._ready:
-            if len(self._queue) >= self._max_queued_messages or self._queued_bytes + size > self._max_queued_bytes:
-                raise PublishQueueFull(f"{len(self._queue)} messages queued")
-            self._queue.append((message, future, size))
-            self._queued_bytes += size
-            if len(self._senders) < self._rpcs:
-                # Started on first use, in the serving process (gunicorn forks after import).
-                sender = threading.Thread(target=self._send_forever, name="receiver-publish", daemon=True)
-                self._senders.append(sender)
-                sender.start()
-            self._ready.notify()
-        return future
-
-    def _take(self) -> list[tuple[Any, Future, int]]:
-        with self._ready:
-            while not self._queue:
-                self._ready.wait()
-            batch, size = [], 0
-            while self._queue and len(batch) < self._max_messages:
-                if batch and size + self._queue[0][2] > self._max_bytes:
-                    break
-                item = self._queue.popleft()
-                batch.append(item)
-                size += item[2]
-            self._queued_bytes -= size
-            return batch
-
-    def _send_forever(self) -> None:
-        while True:
-            # A future its request has cancelled (it gave up waiting) is dropped here, unsent.
-            batch = [(message, future) for message, future, _ in self._take() if future.set_running_or_notify_cancel()]
-            if batch:
-                self._send(batch)
-
-    def _send(self, batch: list[tuple[Any, Future]]) -> None:
-        try:  # building the request inside too: a sender thread must never die with futures pending
-            request = self._wrap_request(self._raw_request(topic=self._topic, messages=[m for m, _ in batch]))
-            message_ids = self._client.publish(request=request, retry=self._retry, timeout=self._timeout).message_ids
-            if len(message_ids) != len(batch):
-                raise RuntimeError(f"Pub/Sub returned {len(message_ids)} ids for {len(batch)} messages")
-        except BaseException as exc:  # every waiting request must learn of it (-> 503)
-            for _, future in batch:
-                future.set_exception(exc)
-            return
-        for (_, future), message_id in zip(batch, message_ids):
-            future.set_result(message_id)
-
-
-def make_publisher(config: ReceiverConfig) -> GroupCommitPublisher:
-    """A GroupCommitPublisher over the generated (GAPIC) Publisher client.
-
-    Emulator-aware (PUBSUB_EMULATOR_HOST), with a capped gRPC reconnect backoff so a restarted
-    Pub/Sub is found again within seconds.
-    """
-    import grpc
-    from google.auth.credentials import AnonymousCredentials
-    from google.pubsub_v1 import PublisherClient
-    from google.pubsub_v1.services.publisher.transports.grpc import PublisherGrpcTransport
-
-    emulator_host = os.environ.get("PUBSUB_EMULATOR_HOST")
-
-    def channel(host: str, *, options: Any = (), **kwargs: Any) -> Any:
-        options = [*options, *_CHANNEL_OPTIONS]
-        if emulator_host:
-            return grpc.insecure_channel(emulator_host, options=options)
-        return PublisherGrpcTransport.create_channel(host, options=options, **kwargs)
-
-    transport = PublisherGrpcTransport(
-        channel=channel,
-        credentials=AnonymousCredentials() if emulator_host else None,
-        always_use_jwt_access=True,
-    )
-    timeout = config.publish_timeout_seconds
-    return GroupCommitPublisher(
-        PublisherClient(transport=transport),
-        config.topic,
-        retry=publish_retry(timeout),
-        timeout=timeout,
-        rpcs=_PUBLISH_RPCS,
-        max_messages=_BATCH_MAX_MESSAGES,
-        max_bytes=_BATCH_MAX_BYTES,
-        max_queued_messages=_QUEUE_MAX_MESSAGES,
-        max_queued_bytes=_QUEUE_MAX_BYTES,
-    )
-
-
-def publish_retry(timeout_seconds: float) -> Any:
-    """Retry transient errors, but give up before the request's own deadline.
-
-    The library's default retries a publish for 60 s; with a dead Pub/Sub an RPC would keep
-    retrying long after its requests answered 503 (and hold up the messages queued behind it).
-    Bounded like this, an RPC gives up about when its requests do.
-    """
-    from google.api_core import exceptions, retry
-
-    return retry.Retry(
-        initial=0.05,
-        maximum=1.0,
-        multiplier=2.0,
-        timeout=max(0.5, timeout_seconds * 0.9),
-        predicate=retry.if_exception_type(
-            exceptions.Aborted,
-            exceptions.DeadlineExceeded,
-            exceptions.InternalServerError,
-            exceptions.ResourceExhausted,
-            exceptions.ServiceUnavailable,
-            exceptions.Unknown,
-            exceptions.Cancelled,
-        ),
-    )
+def publisher_for(config: ReceiverConfig) -> Any:
+    """The receiver's publisher: group commit to the configured topic, within its publish timeout."""
+    return make_publisher(config.topic, timeout=config.publish_timeout_seconds)
 
 
 class Receiver:
@@ -331,7 +144,7 @@ class Receiver:
     def __init__(
         self,
         config: ReceiverConfig,
-        publisher_factory: Callable[[ReceiverConfig], Any] = make_publisher,
+        publisher_factory: Callable[[ReceiverConfig], Any] = publisher_for,
     ):
         self.config = config
         self._publisher_factory = publisher_factory
@@ -364,15 +177,11 @@ class Receiver:
                     if self.clock() < self._jwks_retry_at:
                         raise JwksUnavailable(f"{self._jwks_last_error} (not retried for "
                                               f"{self.config.jwks_retry_seconds:g} s after a failure)")
-                    from pipeline.core.verify import build_verifier
+                    from pipeline.jwks_fetch import build_verifier
 
-                    options: dict[str, Any] = {"timeout": JWKS_FETCH_TIMEOUT_SECONDS}
-                    if self.config.issuer is not None:
-                        options["issuer"] = self.config.issuer
-                    if self.config.leeway_seconds is not None:
-                        options["leeway_seconds"] = self.config.leeway_seconds
                     try:
-                        self._verifier = build_verifier(list(self.config.jwks_urls), **options)
+                        self._verifier = build_verifier(self.config.verifier_settings,
+                                                        timeout=JWKS_FETCH_TIMEOUT_SECONDS)
                     except JwksUnavailable as exc:
                         self._jwks_retry_at = self.clock() + self.config.jwks_retry_seconds
                         self._jwks_last_error = str(exc)
@@ -387,20 +196,20 @@ class Receiver:
             return self._log_rejection(rejected(413, "oversized"), None)
         try:
             kind = classify_body(body)
-            attributes = {"received_at": rfc3339_now(), "signed": "false"}
+            attributes = {RECEIVED_AT: rfc3339_now(), SIGNED: FALSE}
             if content_type:
-                attributes["content_type"] = content_type[:_MAX_ATTRIBUTE_CHARS]
+                attributes[CONTENT_TYPE] = content_type[:MAX_ATTRIBUTE_CHARS]
             if kind == "json":
                 if not self.config.allow_unsigned:
                     return self._log_rejection(rejected(401, "unsigned_not_allowed"), body)
             else:
-                attributes["signed"] = "true"
+                attributes[SIGNED] = TRUE
                 if self.config.verify_at_edge:
                     kid = self._edge_verify(body, attributes)
                 else:
                     kid = unverified_kid(body.strip(_WHITESPACE))
                 if kid:
-                    attributes["kid"] = kid[:_MAX_ATTRIBUTE_CHARS]
+                    attributes[KID] = kid[:MAX_ATTRIBUTE_CHARS]
         except EventError as exc:
             status = 400 if exc.error_type in _MALFORMED else 401
             return self._log_rejection(rejected(status, exc.error_type), body)
@@ -416,10 +225,10 @@ class Receiver:
             kid = self._verified_kid(body)
         except EdgeUnavailable as exc:
             self._jwks_failures.record(exc.reason, self.clock())
-            attributes["edge_verified"] = "false"
-            attributes["edge_unverified_reason"] = EDGE_UNVERIFIED_JWKS
+            attributes[EDGE_VERIFIED] = FALSE
+            attributes[EDGE_UNVERIFIED_REASON] = EDGE_UNVERIFIED_JWKS
             return unverified_kid(body.strip(_WHITESPACE))
-        attributes["edge_verified"] = "true"
+        attributes[EDGE_VERIFIED] = TRUE
         return kid
 
     def _verified_kid(self, body: bytes) -> str | None:

@@ -13,18 +13,13 @@ from datetime import datetime, timezone
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
+from pipeline.contract import (
+    FALSE, KID, MAX_ATTRIBUTE_CHARS, RECEIVED_AT, SIGNED, SOURCE, SOURCE_SQS, SQS_MESSAGE_ID, TRUE,
+)
 from pipeline.core.decode import is_compact_jws
 from pipeline.core.errors import EventError
 from pipeline.deadletter import dead_letter_record
 from pipeline.receiver.main import unverified_kid
-
-# Attribute names the pipeline and the receiver share (pipeline/transforms/read.py reads received_at).
-RECEIVED_AT = "received_at"
-SIGNED = "signed"
-KID = "kid"
-SOURCE = "source"
-SQS_MESSAGE_ID = "sqs_message_id"
-SOURCE_SQS = "sqs"
 
 # Pub/Sub refuses a PublishRequest over 10 MB (10,000,000 bytes; google-cloud-pubsub's
 # _SERVER_PUBLISH_MAX_BYTES), so that is also the most one message can be. SQS carries at most
@@ -44,7 +39,6 @@ OVERSIZED = "oversized"  # pipeline/core/errors.py: the same error_type the pipe
 REFUSED_BY_PUBSUB = "publish_refused"
 
 _WHITESPACE = b" \t\r\n"
-_MAX_ATTRIBUTE_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -119,19 +113,19 @@ def relay_attributes(message: SqsMessage, now: datetime) -> dict[str, str]:
     """
     attributes = {
         RECEIVED_AT: rfc3339(message.sent_at or now),
-        SIGNED: "false",
+        SIGNED: FALSE,
         SOURCE: SOURCE_SQS,
-        SQS_MESSAGE_ID: message.message_id[:_MAX_ATTRIBUTE_CHARS],
+        SQS_MESSAGE_ID: message.message_id[:MAX_ATTRIBUTE_CHARS],
     }
     stripped = message.body.strip(_WHITESPACE)
     if is_compact_jws(stripped):
-        attributes[SIGNED] = "true"
+        attributes[SIGNED] = TRUE
         try:
             kid = unverified_kid(stripped)
         except EventError:
             kid = None  # cannot verify either: the pipeline dead-letters it as malformed_jwt
         if kid:
-            attributes[KID] = kid[:_MAX_ATTRIBUTE_CHARS]
+            attributes[KID] = kid[:MAX_ATTRIBUTE_CHARS]
     return attributes
 
 

@@ -55,26 +55,21 @@ class DeadLetterSink(Protocol):
 class PubSubPublisher:
     """One Publish RPC per call on the generated client; transient errors retried up to ``timeout``.
 
-    Emulator-aware (PUBSUB_EMULATOR_HOST), like the receiver's publisher.
+    The client and the transient errors retried are the receiver's (pipeline/receiver/publisher.py).
     """
 
     def __init__(self, topic: str, *, timeout: float = 60.0, client: Any = None):
-        from google.api_core import exceptions, retry
+        from google.api_core import exceptions
         from google.pubsub_v1.types import PubsubMessage
+
+        from pipeline.receiver.publisher import publisher_client, transient_retry
 
         self.topic = topic
         self._timeout = timeout
-        self._client = client if client is not None else _publisher_client()
+        self._client = client if client is not None else publisher_client()
         self._message = PubsubMessage
         self._permanent = (exceptions.InvalidArgument, exceptions.FailedPrecondition, exceptions.OutOfRange)
-        self._retry = retry.Retry(
-            initial=0.1, maximum=5.0, multiplier=2.0, timeout=timeout,
-            predicate=retry.if_exception_type(
-                exceptions.Aborted, exceptions.DeadlineExceeded, exceptions.InternalServerError,
-                exceptions.ResourceExhausted, exceptions.ServiceUnavailable, exceptions.Unknown,
-                exceptions.Cancelled,
-            ),
-        )
+        self._retry = transient_retry(initial=0.1, maximum=5.0, timeout=timeout)
 
     def publish(self, messages: Sequence[tuple[bytes, dict[str, str]]]) -> list[str]:
         request = [self._message(data=data, attributes=attributes) for data, attributes in messages]
@@ -92,19 +87,6 @@ class PubSubPublisher:
         transport = getattr(self._client, "transport", None)
         if transport is not None:
             transport.close()
-
-
-def _publisher_client() -> Any:
-    import grpc
-    from google.auth.credentials import AnonymousCredentials
-    from google.pubsub_v1 import PublisherClient
-    from google.pubsub_v1.services.publisher.transports.grpc import PublisherGrpcTransport
-
-    emulator = os.environ.get("PUBSUB_EMULATOR_HOST")
-    if emulator:
-        transport = PublisherGrpcTransport(channel=grpc.insecure_channel(emulator), credentials=AnonymousCredentials())
-        return PublisherClient(transport=transport)
-    return PublisherClient()
 
 
 class LocalDeadLetters:

@@ -18,21 +18,20 @@ from apache_beam.io.textio import ReadFromTextWithFilename
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
+from pipeline.contract import RECEIVED_AT, SOURCE_FILE
 from pipeline.core.errors import EventError
 from pipeline.core.timestamps import parse_timestamp
 from pipeline.transforms.common import Delivery, counter
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 50_000
-RECEIVED_AT_ATTRIBUTE = "received_at"  # set by the receiver when it takes the delivery
-SOURCE_FILE_ATTRIBUTE = "source_file"
 
 
 def _received_at(attributes: dict[str, str], fallback: datetime | None) -> datetime | None:
-    value = attributes.get(RECEIVED_AT_ATTRIBUTE)
+    value = attributes.get(RECEIVED_AT)
     if value:
         try:
-            return parse_timestamp(value, field=RECEIVED_AT_ATTRIBUTE)
+            return parse_timestamp(value, field=RECEIVED_AT)
         except EventError:
             pass  # a bad attribute is not a reason to lose the event: fall back
     return fallback
@@ -94,7 +93,7 @@ class _LineToDeliveryFn(beam.DoFn):
             log.info("read %d deliveries so far", self._seen)
         path, line = file_and_line
         yield TimestampedValue(
-            Delivery(_strip_eol(line), {SOURCE_FILE_ATTRIBUTE: path}, self._received_at), self._arrival
+            Delivery(_strip_eol(line), {SOURCE_FILE: path}, self._received_at), self._arrival
         )
 
 

@@ -1,35 +1,34 @@
 """VerifyAndDecode: raw deliveries -> decoded (and, when signed, verified) events.
 
-Wraps ``pipeline.core.decode.decode_delivery`` with the verifier of
-``pipeline.core.verify.build_verifier``. The JWKS is loaded in ``setup`` on each worker; if it
+Wraps ``pipeline.core.decode.decode_delivery`` with the verifier that
+``pipeline.jwks_fetch.build_verifier`` builds from the ``VerifierSettings``. The JWKS is loaded in ``setup`` on each worker; if it
 cannot be loaded the DoFn raises (JwksUnavailable) and the runner retries, because a key
 host that is down is transient, not the event's fault. Only EventError is routed aside.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
+from pipeline.contract import VerifierSettings
 from pipeline.core.decode import DEFAULT_MAX_BYTES, decode_delivery
 from pipeline.core.errors import EventError
-from pipeline.core.verify import build_verifier
+from pipeline.jwks_fetch import build_verifier
 from pipeline.transforms.common import DEAD_LETTER, Delivery, PendingEvent, RejectCounters, counter, dead_letter_for
 
 STAGE = "VerifyAndDecode"
 
 
 class _VerifyAndDecodeFn(beam.DoFn):
-    def __init__(self, jwks_sources: Sequence[str], allow_unsigned: bool, verifier_kwargs: dict[str, Any],
-                 max_bytes: int):
-        self._jwks_sources = list(jwks_sources)
+    def __init__(self, settings: VerifierSettings, allow_unsigned: bool, max_bytes: int):
+        self._settings = settings
         self._allow_unsigned = allow_unsigned
-        self._verifier_kwargs = dict(verifier_kwargs)
         self._max_bytes = max_bytes
 
     def setup(self) -> None:
-        self._verifier = build_verifier(self._jwks_sources, **self._verifier_kwargs)
+        self._verifier = build_verifier(self._settings)
         self._decoded = counter("events_decoded")
         self._verified = counter("events_verified")
         self._rejected = RejectCounters()
@@ -60,10 +59,9 @@ class VerifyAndDecode(beam.PTransform):
     Caliper 1.0 event) is refused by NormalizeEvents for itself alone, with its index.
     """
 
-    def __init__(self, jwks_sources: Sequence[str] | None, *, allow_unsigned: bool,
-                 verifier_kwargs: dict[str, Any] | None = None, max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(self, settings: VerifierSettings | None, *, allow_unsigned: bool, max_bytes: int = DEFAULT_MAX_BYTES):
         super().__init__()
-        self._fn = _VerifyAndDecodeFn(jwks_sources or [], allow_unsigned, verifier_kwargs or {}, max_bytes)
+        self._fn = _VerifyAndDecodeFn(settings or VerifierSettings(), allow_unsigned, max_bytes)
 
     def expand(self, deliveries: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
         return deliveries | "Decode" >> beam.ParDo(self._fn).with_outputs(DEAD_LETTER, main="events")

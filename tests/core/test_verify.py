@@ -25,8 +25,10 @@ from pipeline.core.decode import decode_delivery
 from pipeline.core.errors import EventError
 from pipeline.core.identity import canonical_json
 from pipeline.core.jwks import KeyStore
+from pipeline.jwks_fetch import load_key_store
 from devkit.reference_verify import PyJwtVerifier, verify_with_pyjwt
-from pipeline.core.verify import DEFAULT_ISSUER, JwtVerifier
+from pipeline.contract import DEFAULT_ISSUER
+from pipeline.core.verify import JwtVerifier
 from tests.support.corpus import corpus_payloads
 from devkit.signing import DemoSigner, b64url
 from devkit.loopback import JwksServer
@@ -40,7 +42,7 @@ Outcome = tuple[str, Any]  # ("ok", claims) or ("error", error_type)
 @pytest.fixture(scope="module")
 def store(jwks_file: Path) -> KeyStore:
     # A clock that never moves: unknown kids never refetch in these tests.
-    return KeyStore([str(jwks_file)], clock=ManualClock(0.0))
+    return load_key_store([str(jwks_file)], clock=ManualClock(0.0))
 
 
 @pytest.fixture(scope="module")
@@ -389,7 +391,7 @@ def test_header_key_urls_are_never_fetched(
         (own_kid.sign(_claims(), headers={"x5u": jwks_server.url}), "bad_signature"),
         (attacker_key.sign(_claims(), headers={"x5u": jwks_server.url}), "unknown_kid"),
     ]
-    refetching = KeyStore([str(store.sources[0])], min_refetch_interval=0)  # refetches on every unknown kid
+    refetching = load_key_store([str(store.sources[0])], min_refetch_interval=0)  # refetches on every unknown kid
     for token, expected in cases:
         for keys in (store, refetching):
             assert outcomes(token, keys) == (("error", expected), ("error", expected))

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.contract import VerifierSettings
 from pipeline.core.decode import decode_delivery
 from pipeline.core.errors import EventError
 from pipeline.core.identity import dedupe_key

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from devkit.emulators import PubSubEmulator
-from pipeline.receiver.config import ReceiverConfig
-from pipeline.receiver.main import GroupCommitPublisher, PublishQueueFull, make_publisher, publish_retry
+from pipeline.receiver.publisher import GroupCommitPublisher, PublishQueueFull, make_publisher, publish_retry
 from tests.support.names import unique
 
 pytestmark = pytest.mark.slow
@@ -51,7 +50,7 @@ def topic_and_subscription(pubsub_emulator: PubSubEmulator, monkeypatch: pytest.
 
 
 def gated_publisher(topic: str, **options: Any) -> tuple[GroupCommitPublisher, GatedClient]:
-    real = make_publisher(ReceiverConfig(topic=topic, publish_timeout_seconds=5))._client
+    real = make_publisher(topic, timeout=5)._client
     client = GatedClient(real)
     return GroupCommitPublisher(client, topic, retry=publish_retry(5), timeout=5, **options), client
 

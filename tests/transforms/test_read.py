@@ -12,7 +12,8 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.utils.timestamp import Timestamp
 
-from pipeline.transforms.read import SOURCE_FILE_ATTRIBUTE, ReadDeliveryFiles
+from pipeline.contract import SOURCE_FILE as SOURCE_FILE_ATTRIBUTE
+from pipeline.transforms.read import ReadDeliveryFiles
 
 ARRIVAL = Timestamp(seconds=1_700_000_000)
 

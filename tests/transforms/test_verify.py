@@ -10,6 +10,7 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from devkit.signing import DemoSigner
+from pipeline.contract import VerifierSettings
 from pipeline.deadletter import decode_payload
 from pipeline.transforms.common import Delivery, PendingEvent
 from pipeline.transforms.verify import VerifyAndDecode, _VerifyAndDecodeFn
@@ -17,7 +18,7 @@ from tests.pipeline.helpers import corpus_payloads, sign
 
 
 def test_verify_fn_routes_rejections_with_the_raw_delivery(signer: DemoSigner, jwks_file: Path) -> None:
-    fn = _VerifyAndDecodeFn([str(jwks_file)], False, {}, 1024 * 1024)
+    fn = _VerifyAndDecodeFn(VerifierSettings((str(jwks_file),)), False, 1024 * 1024)
     fn.setup()
     payload = corpus_payloads()[0]
     good = Delivery(sign(signer, payload), {"a": "1"}, None)
@@ -50,7 +51,7 @@ def test_transform_splits_verified_events_from_dead_letters(signer: DemoSigner, 
     deliveries = [Delivery(raw, {"n": str(i)}, None) for i, raw in enumerate(raws)]
 
     with test_pipeline.TestPipeline() as p:
-        outputs = p | beam.Create(deliveries) | VerifyAndDecode([str(jwks_file)], allow_unsigned=False)
+        outputs = p | beam.Create(deliveries) | VerifyAndDecode(VerifierSettings((str(jwks_file),)), allow_unsigned=False)
         assert_that(outputs.events | beam.Map(_event_of), equal_to([
             (good[0], True, "k1", "canvas"),
             (good[1], True, "k1", "caliper"),
