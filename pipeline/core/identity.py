@@ -18,11 +18,14 @@ request, same time, same body) get the same id: they are indistinguishable by co
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import orjson
 
 from pipeline.core.jsontext import dumps_sorted
+
+if TYPE_CHECKING:  # the receiver bundle imports this module without schemas (pyarrow)
+    from schemas.events import Row
 
 EVENT_ID_HEX_CHARS = 32  # 128 bits of sha256: collision-free at any realistic volume
 # Copying an empty hash object skips OpenSSL's digest lookup by name, which hashlib.sha256()
@@ -74,17 +77,21 @@ def canvas_event_id(metadata_json: bytes, body_json: bytes) -> str:
     return digest.hexdigest()[:EVENT_ID_HEX_CHARS]
 
 
-def dedupe_key(row: dict[str, Any]) -> str:
+def dedupe_key(row: "Row | Mapping[str, Any]") -> str:
     """Key under which duplicate deliveries collapse: ``r:<request_id>|<event_id>``.
 
     Job events (no request) use ``j:<job_id>|<event_id>``; events with neither use
     ``-|<event_id>``. The event id already covers the request/job id (they are in the
     hashed metadata); the prefix keeps the key readable and groups one request's events.
+    ``row`` is a ``schemas.events.Row``, or the columns of a row read back by name (a file's
+    rows as dicts): the key of a stored row must be the key it was written under.
     """
-    request_id = row.get("request_id")
+    if isinstance(row, tuple):
+        request_id, job_id, event = row.request_id, row.job_id, row.event_id  # type: ignore[attr-defined]
+    else:
+        request_id, job_id, event = row.get("request_id"), row.get("job_id"), row["event_id"]
     if request_id:
-        return f"r:{request_id}|{row['event_id']}"
-    job_id = row.get("job_id")
+        return f"r:{request_id}|{event}"
     if job_id:
-        return f"j:{job_id}|{row['event_id']}"
-    return f"-|{row['event_id']}"
+        return f"j:{job_id}|{event}"
+    return f"-|{event}"

@@ -12,11 +12,11 @@ import orjson
 import pytest
 
 from pipeline.core.decode import split_events
-from pipeline.core.normalize import normalize
 from pipeline.core.partition import event_date, partition_path, safe_name
 from pipeline.core.pii import PII_COLUMNS, PII_JSON_KEYS, PII_MODES, apply_pii, pii_hash
 from pipeline.core.scrub import REDACTED, scrub_text, scrub_url
 from tests.support.corpus import corpus_entries
+from tests.support.rows import normalized
 
 SAMPLES = list(corpus_entries())
 SALT = "operator-secret"
@@ -25,7 +25,7 @@ SALT = "operator-secret"
 def _row(fmt: str, doc_name: str, index: int = 0) -> dict[str, Any]:
     for sample in SAMPLES:
         if (sample["format"], sample["doc_name"], sample["example_index"]) == (fmt, doc_name, index):
-            return normalize(split_events(copy.deepcopy(sample["payload"]), signed=False)[0])
+            return normalized(split_events(copy.deepcopy(sample["payload"]), signed=False)[0])
     raise LookupError((fmt, doc_name, index))
 
 
@@ -79,7 +79,7 @@ def test_very_long_names_are_capped() -> None:
 
 def test_every_corpus_row_has_a_two_level_partition() -> None:
     for sample in SAMPLES:
-        row = normalize(split_events(copy.deepcopy(sample["payload"]), signed=False)[0])
+        row = normalized(split_events(copy.deepcopy(sample["payload"]), signed=False)[0])
         date_part, name_part = partition_path(row).split("/")
         assert date_part == f"event_date={row['event_time'].date().isoformat()}"
         assert name_part == f"event_name={row['event_name']}"  # corpus names are all path-safe

@@ -12,8 +12,10 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
 from bench.lake_data import template_rows
-from pipeline.parquet import COLUMN_INDEX, tuple_partition_path
+from pipeline.core.partition import partition_path
+from pipeline.core.rows import COLUMN_INDEX
 from pipeline.transforms.write import WriteDedupedPartitions
+from schemas.events import Row
 
 ARRIVAL = 1_700_000_000  # seconds; a replay stamps every line with its start
 
@@ -26,8 +28,8 @@ def test_one_row_per_key_first_received_one_file_per_partition(tmp_path: Path) -
             row = list(base)
             row[COLUMN_INDEX["received_at"]] = (ARRIVAL + received_s) * 1_000_000
             row[COLUMN_INDEX["kid"]] = f"copy-{copy}"
-            rows.append(tuple(row))
-    partitions = {tuple_partition_path(r) for r in rows}
+            rows.append(Row(*row))
+    partitions = {partition_path(r) for r in rows}
 
     with test_pipeline.TestPipeline() as p:
         files = (p | beam.Create([TimestampedValue(r, ARRIVAL) for r in rows])
