@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.core.identity import dedupe_key
+from pipeline.core.rows import COLUMN_INDEX
 from schemas.events import FILE_SCHEMA, Row
 
 COMPRESSION = "zstd"  # BigQuery external tables and DuckDB read zstd Parquet
@@ -25,10 +26,12 @@ MAX_ROWS_PER_FILE = 100_000
 DICTIONARY_MIN_ROWS = 1_000
 
 _FILE_WIDTH = len(FILE_SCHEMA)
+# Rows are read by position (see schemas.events.Row).
+_EVENT_TIME, _EVENT_ID, _RECEIVED_AT, _KID = (COLUMN_INDEX[c] for c in ("event_time", "event_id", "received_at", "kid"))
 
 
 def sort_key(row: Row) -> tuple[int, str]:
-    return (row.event_time, row.event_id)
+    return (row[_EVENT_TIME], row[_EVENT_ID])
 
 
 def sorted_rows(rows: Iterable[Row]) -> list[Row]:
@@ -78,8 +81,8 @@ _UNKNOWN_LAST = 2**63 - 1
 
 
 def _receipt(row: Row) -> tuple[int, str]:
-    received = row.received_at
-    return (_UNKNOWN_LAST if received is None else received, row.kid or "")
+    received = row[_RECEIVED_AT]
+    return (_UNKNOWN_LAST if received is None else received, row[_KID] or "")
 
 
 def dedupe_rows(rows: Iterable[Row]) -> tuple[list[Row], int]:

@@ -107,8 +107,25 @@ def _row_type(field: pa.Field) -> type:
 # tuple of str/int/bool/None is the cheapest shape to encode, and the writer hands the ints
 # straight to the timestamp('us', tz='UTC') columns. pipeline.core.rows converts to and from
 # a dict with datetimes (the CLI's and the tests' view of a row).
-Row = NamedTuple("Row", [(f.name, _row_type(f)) for f in FILE_SCHEMA] + [("event_name", str)])
-Row.__doc__ = "One normalized event: the file columns of FILE_SCHEMA, then its event_name."
+_RowFields = NamedTuple("_RowFields", [(f.name, _row_type(f)) for f in FILE_SCHEMA] + [("event_name", str)])
+_new_tuple = tuple.__new__
+
+
+class Row(_RowFields):
+    """One normalized event: the file columns of FILE_SCHEMA, then its event_name.
+
+    Code that may meet a row encoded before it was a Row (a streaming job updated in place
+    keeps its buffered elements, which come back as plain tuples of the same layout) reads
+    it by position (``pipeline.core.rows.COLUMN_INDEX``), which works for both.
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple:
+        # Beam encodes a Row with pickle (its coder knows plain tuples only); the default
+        # NamedTuple reduction calls Python-level __getnewargs__ and __new__ for every row.
+        return (_new_tuple, (Row, tuple(self)))
+
 
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(f.name for f in TABLE_SCHEMA if not f.nullable)
 TIMESTAMP_COLUMNS: tuple[str, ...] = tuple(f.name for f in FILE_SCHEMA if f.type == TIMESTAMP)

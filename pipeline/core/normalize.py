@@ -2,9 +2,9 @@
 
 A row is a ``schemas.events.Row``: str/None for strings, bool for booleans and int
 microseconds since the epoch (UTC) for timestamps, the shape the dedupe, the partitioning
-and the Parquet writer take as it is. The columns are gathered by name and packed once,
-checked against the file schema, by ``pipeline.core.rows.row_of`` (``row_dict`` shows a
-Row by name with datetimes). The rules follow CATALOG.md sections 3, 4, 6 and 7:
+and the Parquet writer take as it is. The columns are gathered by name and packed once
+by ``pipeline.core.rows.pack_row`` (``row_dict`` shows a Row by name with datetimes).
+The rules follow CATALOG.md sections 3, 4, 6 and 7:
 
 * **Ids are strings in one form** across both formats. JSON numbers become decimal
   strings (``3`` -> ``"3"``, ``3.0`` -> ``"3"``), and Caliper URNs become the bare id the
@@ -54,7 +54,7 @@ from pipeline.core.identity import (
 from pipeline.core.jsontext import Fragment, number_text
 from pipeline.core.scrub import scrub_text
 from pipeline.core.timestamps import UTC, parse_timestamp
-from pipeline.core.rows import row_of
+from pipeline.core.rows import pack_row
 from schemas.events import ROW_COLUMNS, Row
 
 # Canvas metadata keys that are also column names, copied (as strings) one to one.
@@ -302,4 +302,4 @@ def normalize(decoded: DecodedEvent, *, received_at: datetime | None = None) -> 
     row["source_format"] = source_format
     row["signed"] = signed if type(signed) is bool else bool(signed)
     row["kid"] = kid
-    return row_of(row)
+    return pack_row(row)

@@ -104,6 +104,25 @@ def row_of(columns: Mapping[str, Any]) -> Row:
                           for i, v in enumerate(_ROW_VALUES(columns))))
 
 
+def pack_row(columns: Mapping[str, Any]) -> Row:
+    """Pack the columns ``pipeline.core.normalize`` built into a Row, checking what it cannot
+    guarantee by construction (required columns present, ``event_name`` not empty: the
+    EventErrors of ``validate_row``).
+
+    Normalize assigns every string column through ``as_text`` or a ``type(value) is str``
+    test, timestamps through ``parse_timestamp`` and ``signed`` through ``bool``, so the
+    per-column type scan of ``row_of`` would only repeat those checks, at half the cost of
+    normalizing an event. Columns from anywhere else go through ``row_of``.
+    """
+    values = list(_ROW_VALUES(columns))
+    if None in _REQUIRED_VALUES(values) or not values[_EVENT_NAME]:
+        validate_row(columns)  # raises the precise EventError
+    for i in _TIMESTAMP_INDEXES:
+        if values[i] is not None:
+            values[i] = micros_of(values[i])
+    return _new_row(Row, values)
+
+
 def row_dict(row: Row) -> dict[str, Any]:
     """The columns of ``row`` by name, timestamps as aware UTC datetimes."""
     columns = dict(zip(ROW_COLUMNS, row))

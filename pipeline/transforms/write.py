@@ -31,6 +31,7 @@ from apache_beam.transforms import window
 from pipeline.deadletter import encode_records
 from pipeline.arrow import MAX_ROWS_PER_FILE, dedupe_rows, rows_to_parquet_bytes, shard, sorted_rows
 from pipeline.core.partition import partition_path
+from pipeline.core.rows import COLUMN_INDEX
 from pipeline.filenames import new_run_id, part_file_name, temp_name_for, window_date
 from pipeline.transforms.common import METRICS_NAMESPACE, counter
 from schemas.events import Row
@@ -42,6 +43,7 @@ DEAD_LETTER_DIR_PREFIX = "arrival_date="
 # Beam distribution: received_at -> its file written, per row, in milliseconds (Cloud
 # Monitoring dashboard in monitoring/; Dataflow exports it as a user counter).
 LATENCY_METRIC = "received_to_written_ms"
+_RECEIVED_AT = COLUMN_INDEX["received_at"]  # by position: see schemas.events.Row
 
 
 def write_atomically(path: str, data: bytes) -> None:
@@ -101,8 +103,8 @@ class _WriteParquetFn(beam.DoFn):
             self._files_written.inc()
             written = time.time_ns() // 1000
             for row in chunk:
-                if row.received_at is not None:
-                    self._latency.update((written - row.received_at) // 1000)
+                if row[_RECEIVED_AT] is not None:
+                    self._latency.update((written - row[_RECEIVED_AT]) // 1000)
             yield path
 
 

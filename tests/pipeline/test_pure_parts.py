@@ -22,7 +22,7 @@ from devkit.signing import DemoSigner
 from pipeline.transforms.common import Delivery, PendingEvent
 from pipeline.transforms.normalize import _NormalizeFn
 from pipeline.transforms.verify import _VerifyAndDecodeFn
-from schemas.events import FILE_SCHEMA, ROW_COLUMNS, TIMESTAMP_COLUMNS
+from schemas.events import FILE_SCHEMA, ROW_COLUMNS, TIMESTAMP_COLUMNS, Row
 from tests.pipeline.helpers import corpus_payloads, sign
 from tests.support.rows import normalized
 
@@ -46,6 +46,19 @@ def test_corpus_rows_round_trip_through_row_tuples() -> None:
         assert row_dict(values) == row  # timestamps exact to the microsecond
         assert dedupe_key(values) == dedupe_key(row)
         assert partition_path(values) == partition_path(row)
+
+
+def test_rows_cross_beams_coder_as_rows_and_plain_tuples_read_alike() -> None:
+    from apache_beam.coders import FastPrimitivesCoder
+
+    coder = FastPrimitivesCoder()
+    for row in map(row_of, _rows(5)):
+        assert type(row) is Row
+        back = coder.decode(coder.encode(row))
+        assert type(back) is Row and back == row
+        plain = tuple(row)  # as a streaming job updated in place may hold it
+        assert (dedupe_key(plain), partition_path(plain)) == (dedupe_key(row), partition_path(row))
+        assert sorted_rows([plain]) == [row]
 
 
 @pytest.mark.parametrize("moment", [
