@@ -105,22 +105,22 @@ def row_of(columns: Mapping[str, Any]) -> Row:
 
 
 def pack_row(columns: Mapping[str, Any]) -> Row:
-    """Pack the columns ``pipeline.core.normalize`` built into a Row, checking what it cannot
-    guarantee by construction (required columns present, ``event_name`` not empty: the
-    EventErrors of ``validate_row``).
+    """Pack the columns ``pipeline.core.normalize`` built (timestamps already int
+    microseconds) into a Row, checking what normalize does not guarantee by construction:
+    required columns present and ``event_name`` not empty (``validate_row``'s EventErrors).
 
     Normalize assigns every string column through ``as_text`` or a ``type(value) is str``
     test, timestamps through ``parse_timestamp`` and ``signed`` through ``bool``, so the
     per-column type scan of ``row_of`` would only repeat those checks, at half the cost of
     normalizing an event. Columns from anywhere else go through ``row_of``.
     """
-    values = list(_ROW_VALUES(columns))
-    if None in _REQUIRED_VALUES(values) or not values[_EVENT_NAME]:
-        validate_row(columns)  # raises the precise EventError
-    for i in _TIMESTAMP_INDEXES:
-        if values[i] is not None:
-            values[i] = micros_of(values[i])
-    return _new_row(Row, values)
+    row = _new_row(Row, _ROW_VALUES(columns))
+    if None in _REQUIRED_VALUES(row) or not row[_EVENT_NAME]:
+        for i in _REQUIRED_INDEXES:
+            if row[i] is None:
+                raise EventError("missing_field", f"{ROW_COLUMNS[i]!r} is required but null")
+        raise EventError("missing_field", "'event_name' is empty")
+    return row
 
 
 def row_dict(row: Row) -> dict[str, Any]:
