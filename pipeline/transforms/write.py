@@ -81,6 +81,13 @@ class _GroupPerWindow(beam.PTransform):
         return keyed | "Group" >> beam.GroupByKey()
 
 
+def record_latency(latency: Any, rows: Iterable[Row], written_micros: int) -> None:
+    """Update the ``LATENCY_METRIC`` distribution with each row's received_at -> written time."""
+    for row in rows:
+        if row[_RECEIVED_AT] is not None:
+            latency.update((written_micros - row[_RECEIVED_AT]) // 1000)
+
+
 class _WriteParquetFn(beam.DoFn):
     def __init__(self, output: str, max_rows_per_file: int, run_id: str):
         self._output = output
@@ -101,10 +108,7 @@ class _WriteParquetFn(beam.DoFn):
             write_atomically(path, rows_to_parquet_bytes(chunk))
             self._rows_written.inc(len(chunk))
             self._files_written.inc()
-            written = time.time_ns() // 1000
-            for row in chunk:
-                if row[_RECEIVED_AT] is not None:
-                    self._latency.update((written - row[_RECEIVED_AT]) // 1000)
+            record_latency(self._latency, chunk, time.time_ns() // 1000)
             yield path
 
 
@@ -224,6 +228,7 @@ class _WriteDedupedFn(beam.DoFn):
         self._rows_written = counter("rows_written")
         self._files_written = counter("files_written")
         self._dropped = counter("duplicates_dropped")
+        self._latency = Metrics.distribution(METRICS_NAMESPACE, LATENCY_METRIC)
         self._pool = ThreadPoolExecutor(max_workers=self._threads)
 
     def teardown(self) -> None:
@@ -232,20 +237,23 @@ class _WriteDedupedFn(beam.DoFn):
     def start_bundle(self) -> None:
         self._pending: list[Future] = []
 
-    def _write(self, partition: str, start: int, end: int, rows: list[Row]) -> list[tuple[str, int]]:
+    def _write(self, partition: str, start: int, end: int,
+               rows: list[Row]) -> list[tuple[str, list[Row], int]]:
         directory = FileSystems.join(self._output, partition)
         written = []
         for index, chunk in enumerate(shard(rows, self._max_rows)):
             path = FileSystems.join(directory, part_file_name(start, end, 0, index, run_id=self._run_id))
             write_atomically(path, rows_to_parquet_bytes(chunk))
-            written.append((path, len(chunk)))
+            written.append((path, chunk, time.time_ns() // 1000))
         return written
 
     def _collect(self, keep: int) -> Iterator[Any]:
+        # Metrics are updated here, on the bundle's thread (a metrics container is per thread).
         while len(self._pending) > keep:
-            for path, count in self._pending.pop(0).result():  # a write error raises: the bundle is retried
-                self._rows_written.inc(count)
+            for path, chunk, written_micros in self._pending.pop(0).result():  # a write error raises: retried
+                self._rows_written.inc(len(chunk))
                 self._files_written.inc()
+                record_latency(self._latency, chunk, written_micros)
                 yield window.GlobalWindows.windowed_value(path)
 
     def process(self, keyed: tuple[WindowKey, Iterable[list[Row]]]) -> Iterator[Any]:
