@@ -9,7 +9,7 @@ shared machine where absolute figures do not.
 
     .venv/bin/python bench/report.py [--rows 300000] [--days 14] [--names 20] [--repeats 5]
 
-The lake is synthetic (written with the pipeline's own Parquet writer, ``pipeline.parquet``):
+The lake is synthetic (written with the pipeline's own Parquet writer, ``pipeline.arrow``):
 ``rows`` events spread evenly over ``days`` x ``names`` partitions, 2 files each, 1 % of the
 rows duplicated, bodies of a few hundred bytes. Writing it is setup and is not timed.
 """
@@ -30,7 +30,8 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.parquet import COLUMN_INDEX, rows_to_parquet_bytes  # noqa: E402
+from pipeline.arrow import rows_to_parquet_bytes  # noqa: E402
+from pipeline.core.rows import COLUMN_INDEX  # noqa: E402
 from pipeline.report import build_figures  # noqa: E402
 from pipeline.report.figures import EVENT_COLUMNS  # noqa: E402
 from pipeline.report.render import render_html  # noqa: E402

@@ -36,7 +36,8 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from pipeline.core.decode import decode_delivery  # noqa: E402
 from pipeline.core.normalize import normalize  # noqa: E402
-from pipeline.parquet import row_to_tuple, rows_to_table, tuple_partition_path  # noqa: E402
+from pipeline.arrow import rows_to_table  # noqa: E402
+from pipeline.core.partition import partition_path  # noqa: E402
 from devkit.deliveries import payloads  # noqa: E402
 from tests.deploy.bigquery_views import connect_views  # noqa: E402
 
@@ -86,8 +87,8 @@ def build_lake(out: Path, rows: int, days: int, duplicates: float, seed: int = 7
         for decoded in decode_delivery(line, verifier=None, allow_unsigned=True, max_bytes=1 << 20):
             copies = [first_run] + ([first_run + timedelta(hours=1)] if rng.random() < duplicates else [])
             for received in copies:
-                values = row_to_tuple(normalize(decoded, received_at=received))
-                partitions[tuple_partition_path(values)].append(values)
+                row = normalize(decoded, received_at=received)
+                partitions[partition_path(row)].append(row)
                 written += 1
     for path, part in partitions.items():
         target = out / path / "part-0.parquet"

@@ -27,6 +27,7 @@ import orjson
 from pipeline.core.decode import DEFAULT_MAX_BYTES, decode_delivery
 from pipeline.core.errors import EventError
 from pipeline.core.normalize import normalize
+from pipeline.core.rows import row_dict
 
 USAGE_ERROR = 2
 
@@ -90,7 +91,7 @@ def normalize_lines(
             except EventError as exc:
                 failures.append(exc)
                 continue
-            out.write(orjson.dumps(row, option=orjson.OPT_UTC_Z) + b"\n")
+            out.write(orjson.dumps(row_dict(row), option=orjson.OPT_UTC_Z) + b"\n")
             rows += 1
         for exc in failures:
             rejected += 1

@@ -2,7 +2,7 @@
 
 Per ``event_date=/event_name=`` partition in scope (``pipeline.core.compaction`` decides
 which, from one listing): read every visible part file, keep the first-received copy of
-each dedupe key (``pipeline.parquet.dedupe_table``), write the rows back as files of about
+each dedupe key (``pipeline.arrow.dedupe_table``), write the rows back as files of about
 ``--target_file_mb`` sorted by event_time, then delete exactly the files it read.
 
 Why a reader never sees fewer events than exist: each new file is written under a hidden
@@ -37,6 +37,7 @@ from typing import Any, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.arrow import dedupe_table, table_to_parquet_bytes
 from pipeline.core.compaction import (
     DEFAULT_OLDER_THAN_DAYS,
     DEFAULT_TARGET_FILE_MB,
@@ -48,7 +49,7 @@ from pipeline.core.compaction import (
     shard_count,
     stale_temp_files,
 )
-from pipeline.parquet import dedupe_table, new_run_id, table_to_parquet_bytes
+from pipeline.filenames import new_run_id
 from schemas.events import FILE_SCHEMA
 
 PROG = "canvas-events compact"

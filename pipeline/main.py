@@ -46,12 +46,8 @@ from pipeline.transforms.held_acks import (
 from pipeline.transforms.normalize import NormalizeEvents
 from pipeline.transforms.read import ReadDeliveryFiles, ReadPubSubDeliveries
 from pipeline.transforms.verify import VerifyAndDecode
-from pipeline.transforms.write import (
-    WindowByArrival,
-    WriteDeadLetters,
-    WriteDedupedPartitions,
-    WritePartitionedParquet,
-)
+from pipeline.transforms.window import WindowByArrival
+from pipeline.transforms.write import WriteDeadLetters, WriteDedupedPartitions, WritePartitionedParquet
 
 __all__ = ["build_pipeline", "run", "preflight", "summarize_metrics"]
 
@@ -73,9 +69,9 @@ def build_pipeline(
 ) -> dict[str, PCollection]:
     """Add the whole graph to ``p``; return its PCollections for tests.
 
-    Keys: ``deliveries``, ``events``, ``rows`` (row tuples, global window; after dedupe in
+    Keys: ``deliveries``, ``events``, ``rows`` (``schemas.events.Row``, global window; after dedupe in
     streaming, before it in batch, where the writer dedupes;
-    ``pipeline.parquet.tuple_to_row`` gives a dict),
+    ``pipeline.core.rows.row_dict`` gives a dict),
     ``dead_letters`` (records, flattened), ``files`` (Parquet paths written) and
     ``dead_letter_files``. ``deliveries`` replaces the source (tests feed a TestStream of
     ``Delivery``, already timestamped); ``arrival`` fixes the stamp of a file replay.

@@ -6,6 +6,7 @@ from schemas.events import (  # noqa: F401
     PARTITION_SCHEMA,
     REQUIRED_COLUMNS,
     ROW_COLUMNS,
+    Row,
     TABLE_SCHEMA,
     TIMESTAMP_COLUMNS,
     bigquery_schema,

@@ -8,6 +8,8 @@ are generated from these (``python -m schemas.generate``), and a test proves the
 """
 from __future__ import annotations
 
+from typing import NamedTuple, Optional
+
 import pyarrow as pa
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -89,6 +91,42 @@ PARTITION_COLUMNS: tuple[str, ...] = tuple(PARTITION_SCHEMA.names)
 # Columns of a normalized row (the dict the core produces): file columns plus event_name.
 # event_date is derived from event_time when the row is written.
 ROW_COLUMNS: tuple[str, ...] = FILE_COLUMNS + ("event_name",)
+
+def _row_type(field: pa.Field) -> type:
+    if field.type == TIMESTAMP:
+        python: type = int  # microseconds since the epoch, UTC
+    elif pa.types.is_boolean(field.type):
+        python = bool
+    else:
+        python = str
+    return Optional[python] if field.nullable else python  # type: ignore[return-value]
+
+
+# The row type, generated from the schema: one field per ROW_COLUMNS entry, in that order.
+# Timestamps are int microseconds since the epoch (UTC): a row crosses two shuffles, where a
+# tuple of str/int/bool/None is the cheapest shape to encode, and the writer hands the ints
+# straight to the timestamp('us', tz='UTC') columns. pipeline.core.rows converts to and from
+# a dict with datetimes (the CLI's and the tests' view of a row).
+_RowFields = NamedTuple("_RowFields", [(f.name, _row_type(f)) for f in FILE_SCHEMA] + [("event_name", str)])
+_new_tuple = tuple.__new__
+
+
+class Row(_RowFields):
+    """One normalized event: the file columns of FILE_SCHEMA, then its event_name.
+
+    Code that may meet a row encoded before it was a Row (a streaming job updated in place
+    keeps its buffered elements, which come back as plain tuples of the same layout) reads
+    it by position (``pipeline.core.rows.COLUMN_INDEX``), which works for both.
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple:
+        # Beam encodes a Row with pickle (its coder knows plain tuples only); the default
+        # NamedTuple reduction calls Python-level __getnewargs__ and __new__ for every row.
+        return (_new_tuple, (Row, tuple(self)))
+
+
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(f.name for f in TABLE_SCHEMA if not f.nullable)
 TIMESTAMP_COLUMNS: tuple[str, ...] = tuple(f.name for f in FILE_SCHEMA if f.type == TIMESTAMP)
 

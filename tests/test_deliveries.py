@@ -22,9 +22,9 @@ from pipeline.core import caliper
 from pipeline.core.decode import decode_delivery
 from pipeline.core.identity import dedupe_key
 from pipeline.jwks_fetch import load_key_store
-from pipeline.core.normalize import normalize
 from pipeline.core.verify import JwtVerifier
 from schemas.canvas_fields import BODY_FIELDS
+from tests.support.rows import normalized
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -41,7 +41,7 @@ def signer_and_verifier(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoS
 
 
 def rows_of(body: bytes, verifier: JwtVerifier | None) -> list[dict]:
-    return [normalize(event) for event in decode_delivery(body, verifier=verifier, allow_unsigned=verifier is None)]
+    return [normalized(event) for event in decode_delivery(body, verifier=verifier, allow_unsigned=verifier is None)]
 
 
 def test_every_documented_name_in_both_formats() -> None:

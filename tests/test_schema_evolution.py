@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipeline.parquet import row_to_tuple, rows_to_table, table_to_parquet_bytes
+from pipeline.arrow import rows_to_table, table_to_parquet_bytes
+from pipeline.core.rows import row_of
 from schemas.events import FILE_SCHEMA, PARTITION_SCHEMA, ROW_COLUMNS, TABLE_SCHEMA
 
 # The file columns released before issue 12, in order. Never edit: append below them instead.
@@ -48,10 +49,10 @@ def test_files_before_and_after_read_as_one_table(tmp_path: Path) -> None:
     partition = tmp_path / "events" / "event_date=2019-11-01" / "event_name=caliper_media_event_paused"
     partition.mkdir(parents=True)
     old_schema = pa.schema([FILE_SCHEMA.field(n) for n in COLUMNS_BEFORE_ISSUE_12])
-    old = rows_to_table([row_to_tuple(_row("old", actor_iri="dropped by the old writer"))])
+    old = rows_to_table([row_of(_row("old", actor_iri="dropped by the old writer"))])
     pq.write_table(old.select(list(COLUMNS_BEFORE_ISSUE_12)).cast(old_schema), partition / "part-a-old.parquet")
     new = _row("new", actor_iri="https://example.edu/users/1", sensor="https://example.edu/sensor")
-    (partition / "part-b-new.parquet").write_bytes(table_to_parquet_bytes(rows_to_table([row_to_tuple(new)])))
+    (partition / "part-b-new.parquet").write_bytes(table_to_parquet_bytes(rows_to_table([row_of(new)])))
     assert pq.read_schema(partition / "part-a-old.parquet").names == list(COLUMNS_BEFORE_ISSUE_12)
 
     # DuckDB, the local stand-in for the BigQuery external table (union_by_name: the table's

@@ -64,3 +64,14 @@ def test_ddl_lists_file_columns_and_hive_partitions():
 def test_unmapped_arrow_type_is_a_clear_error():
     with pytest.raises(ValueError, match="no BigQuery type"):
         schema.bigquery_type(pa.int8())
+
+
+def test_row_type_is_the_schema_columns_in_order():
+    import typing
+
+    hints = typing.get_type_hints(schema.Row)
+    assert schema.Row._fields == schema.ROW_COLUMNS == tuple(schema.FILE_SCHEMA.names) + ("event_name",)
+    for field in schema.FILE_SCHEMA:
+        python = int if field.type == schema.TIMESTAMP else bool if field.type == pa.bool_() else str
+        assert hints[field.name] == (typing.Optional[python] if field.nullable else python), field.name
+    assert hints["event_name"] is str

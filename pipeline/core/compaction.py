@@ -3,7 +3,7 @@
 ``canvas-events compact`` lists the output once and hands the listing here. Pure: the
 listing, today's date and the options go in; a plan per partition comes out. The I/O
 (reading, writing, deleting) is in ``pipeline.compact``; the dedupe of the rows read is
-``pipeline.parquet.dedupe_table``.
+``pipeline.arrow.dedupe_table``.
 
 Rules (issue 10, part 2):
 

@@ -18,11 +18,15 @@ request, same time, same body) get the same id: they are indistinguishable by co
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Mapping
 
 import orjson
 
 from pipeline.core.jsontext import dumps_sorted
+from pipeline.core.rows import COLUMN_INDEX
+from schemas.events import Row
+
+_EVENT_ID, _REQUEST_ID, _JOB_ID = (COLUMN_INDEX[c] for c in ("event_id", "request_id", "job_id"))
 
 EVENT_ID_HEX_CHARS = 32  # 128 bits of sha256: collision-free at any realistic volume
 # Copying an empty hash object skips OpenSSL's digest lookup by name, which hashlib.sha256()
@@ -74,17 +78,21 @@ def canvas_event_id(metadata_json: bytes, body_json: bytes) -> str:
     return digest.hexdigest()[:EVENT_ID_HEX_CHARS]
 
 
-def dedupe_key(row: dict[str, Any]) -> str:
+def dedupe_key(row: Row | Mapping[str, Any]) -> str:
     """Key under which duplicate deliveries collapse: ``r:<request_id>|<event_id>``.
 
     Job events (no request) use ``j:<job_id>|<event_id>``; events with neither use
     ``-|<event_id>``. The event id already covers the request/job id (they are in the
     hashed metadata); the prefix keeps the key readable and groups one request's events.
+    ``row`` is a ``schemas.events.Row`` (read by position, see its docstring), or the columns
+    of a row by name (a file's rows read back as dicts).
     """
-    request_id = row.get("request_id")
+    if isinstance(row, tuple):
+        request_id, job_id, event = row[_REQUEST_ID], row[_JOB_ID], row[_EVENT_ID]
+    else:
+        request_id, job_id, event = row.get("request_id"), row.get("job_id"), row["event_id"]
     if request_id:
-        return f"r:{request_id}|{row['event_id']}"
-    job_id = row.get("job_id")
+        return f"r:{request_id}|{event}"
     if job_id:
-        return f"j:{job_id}|{row['event_id']}"
-    return f"-|{row['event_id']}"
+        return f"j:{job_id}|{event}"
+    return f"-|{event}"

@@ -1,9 +1,10 @@
 """Normalize a decoded Canvas-format or Caliper-format event to one row of the event table.
 
-A row is a dict with exactly ``schemas.events.ROW_COLUMNS``: str/None for strings, bool
-for booleans and aware UTC datetimes (microseconds) for timestamps, ready for
-``pa.Table.from_pylist(..., schema=FILE_SCHEMA)`` once ``event_name`` (a partition
-column) is taken out. The rules follow CATALOG.md sections 3, 4, 6 and 7:
+A row is a ``schemas.events.Row``: str/None for strings, bool for booleans and int
+microseconds since the epoch (UTC) for timestamps (converted as each is parsed), the shape the dedupe, the partitioning
+and the Parquet writer take as it is. The columns are gathered by name and packed once
+by ``pipeline.core.rows.pack_row`` (``row_dict`` shows a Row by name with datetimes).
+The rules follow CATALOG.md sections 3, 4, 6 and 7:
 
 * **Ids are strings in one form** across both formats. JSON numbers become decimal
   strings (``3`` -> ``"3"``, ``3.0`` -> ``"3"``), and Caliper URNs become the bare id the
@@ -53,7 +54,8 @@ from pipeline.core.identity import (
 from pipeline.core.jsontext import Fragment, number_text
 from pipeline.core.scrub import scrub_text
 from pipeline.core.timestamps import UTC, parse_timestamp
-from schemas.events import ROW_COLUMNS
+from pipeline.core.rows import micros_of, pack_row
+from schemas.events import ROW_COLUMNS, Row
 
 # Canvas metadata keys that are also column names, copied (as strings) one to one.
 CANVAS_METADATA_COLUMNS: tuple[str, ...] = (
@@ -200,7 +202,7 @@ def _canvas_row(event: dict[str, Any]) -> dict[str, Any]:
         raise EventError("missing_field", "metadata.event_name is missing or empty")
     row = _EMPTY_ROW.copy()
     row["event_name"] = name
-    row["event_time"] = parse_timestamp(metadata.get("event_time"), field="metadata.event_time")
+    row["event_time"] = micros_of(parse_timestamp(metadata.get("event_time"), field="metadata.event_time"))
     columns = _CANVAS_COLUMN_SET
     for column, value in metadata.items():
         if column in columns and value is not None:
@@ -246,7 +248,7 @@ def _caliper_row(event: dict[str, Any], envelope: dict[str, Any] | None) -> dict
     fields = caliper.caliper_fields(event)
     row = _EMPTY_ROW.copy()
     row["event_name"] = fields.pop("event_name")
-    row["event_time"] = parse_timestamp(fields.pop("event_time"), field="eventTime")
+    row["event_time"] = micros_of(parse_timestamp(fields.pop("event_time"), field="eventTime"))
     for column, value in fields.items():  # the string columns
         if value is not None:
             row[column] = value if type(value) is str else as_text(value, column)
@@ -272,8 +274,8 @@ def _caliper_row(event: dict[str, Any], envelope: dict[str, Any] | None) -> dict
     return row
 
 
-def normalize(decoded: DecodedEvent, *, received_at: datetime | None = None) -> dict[str, Any]:
-    """One row (``ROW_COLUMNS``) for one decoded event. Raises EventError for bad input.
+def normalize(decoded: DecodedEvent, *, received_at: datetime | None = None) -> Row:
+    """One row for one decoded event. Raises EventError for bad input.
 
     ``received_at`` must be None or an aware datetime (a naive one is a caller bug: ValueError).
     """
@@ -296,8 +298,8 @@ def normalize(decoded: DecodedEvent, *, received_at: datetime | None = None) -> 
             if received_at.tzinfo is None or received_at.utcoffset() is None:
                 raise ValueError("received_at must be timezone-aware")
             received_at = received_at.astimezone(UTC)
-        row["received_at"] = received_at
+        row["received_at"] = micros_of(received_at)
     row["source_format"] = source_format
     row["signed"] = signed if type(signed) is bool else bool(signed)
     row["kid"] = kid
-    return row
+    return pack_row(row)

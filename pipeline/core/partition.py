@@ -11,17 +11,23 @@ climb out of its directory. Real Canvas names (``asset_accessed``,
 """
 from __future__ import annotations
 
+import functools
 import re
-from datetime import date, datetime
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, Mapping
 
+from pipeline.core.rows import COLUMN_INDEX
 from pipeline.core.timestamps import UTC, parse_timestamp
+from schemas.events import Row
 
 MAX_NAME_CHARS = 200  # keeps the path segment well under the 255-byte file-name limit
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_DAY_MICROS = 86_400 * 1_000_000
+_EPOCH_DATE = date(1970, 1, 1)
+_EVENT_TIME, _EVENT_NAME = COLUMN_INDEX["event_time"], COLUMN_INDEX["event_name"]
 
 
-def event_date(row: dict[str, Any]) -> date:
+def event_date(row: Mapping[str, Any]) -> date:
     """UTC date of ``row["event_time"]`` (an aware datetime, or an ISO string)."""
     value = row["event_time"]
     moment = value if isinstance(value, datetime) else parse_timestamp(value)
@@ -36,6 +42,20 @@ def safe_name(name: str) -> str:
     return safe or "_"
 
 
-def partition_path(row: dict[str, Any]) -> str:
-    """``event_date=2019-11-01/event_name=asset_accessed`` for one row."""
+def partition_path(row: Row | Mapping[str, Any]) -> str:
+    """``event_date=2019-11-01/event_name=asset_accessed`` for one row.
+
+    ``row`` is a ``schemas.events.Row`` (``event_time`` in int microseconds; read by position,
+    see its docstring), or the columns of a row by name (``event_time`` an aware datetime or
+    an ISO string).
+    """
+    if isinstance(row, tuple):
+        return _partition_of_day(row[_EVENT_TIME] // _DAY_MICROS, row[_EVENT_NAME])
     return f"event_date={event_date(row).isoformat()}/event_name={safe_name(row['event_name'])}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _partition_of_day(day: int, event_name: str) -> str:
+    # Only the UTC day of event_time matters, so the path is computed once per (day, name)
+    # and remembered: a batch has few distinct partitions and many rows.
+    return f"event_date={(_EPOCH_DATE + timedelta(days=day)).isoformat()}/event_name={safe_name(event_name)}"

@@ -30,9 +30,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 from functools import lru_cache
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pipeline.core import jsontext
+
+if TYPE_CHECKING:
+    from schemas.events import Row
 
 PII_COLUMNS: tuple[str, ...] = ("user_login", "user_sis_id", "client_ip", "user_agent")
 PII_MODES: tuple[str, ...] = ("keep", "hash", "drop")
@@ -84,17 +87,18 @@ def pii_setting_problem(mode: str, salt: str | None, *, mode_name: str = "pii", 
     return None
 
 
-def apply_pii(row: dict[str, Any], mode: str, salt: str | None = None) -> dict[str, Any]:
-    """A copy of ``row`` with PII kept, HMAC-hashed or dropped (see module docstring).
+def apply_pii(row: Row | dict[str, Any], mode: str, salt: str | None = None) -> Row | dict[str, Any]:
+    """A copy of ``row`` (a ``schemas.events.Row`` or a dict of its columns, returned as it came)
+    with PII kept, HMAC-hashed or dropped (see module docstring).
 
     Raises ValueError for an unknown mode, or for ``hash`` without a non-empty salt.
     """
     problem = pii_setting_problem(mode, salt)
     if problem:
         raise ValueError(problem)
-    out = dict(row)
+    columns = row._asdict() if isinstance(row, tuple) else row
     if mode == "keep":
-        return out
+        return row if isinstance(row, tuple) else dict(row)
     if mode == "hash":
         key = salt or ""  # never empty here: checked above
 
@@ -108,8 +112,7 @@ def apply_pii(row: dict[str, Any], mode: str, salt: str | None = None) -> dict[s
         def replace(value: Any) -> Any:
             return None
 
-    for column in PII_COLUMNS:
-        out[column] = replace(out.get(column))
+    changes = {column: replace(columns.get(column)) for column in PII_COLUMNS}
     for column in _JSON_COLUMNS:
-        out[column] = _rewrite_json(out.get(column), replace)
-    return out
+        changes[column] = _rewrite_json(columns.get(column), replace)
+    return row._replace(**changes) if isinstance(row, tuple) else {**row, **changes}

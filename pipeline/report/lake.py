@@ -2,7 +2,7 @@
 
 Goes through Beam's ``FileSystems`` (the same layer the pipeline writes with), so whatever
 the pipeline can write to, the report can read, including the GCS emulator in tests. Only
-finished files count: writers use dot-prefixed temp names (``pipeline.parquet.TEMP_PREFIX``),
+finished files count: writers use dot-prefixed temp names (``pipeline.filenames.TEMP_PREFIX``),
 renamed when complete, and every reader of the lake (BigQuery, DuckDB) skips those too.
 Of each Parquet file only the handful of columns the figures use is read, never ``body`` or
 ``metadata``, and only files of the partitions the report covers; of each dead-letter record only stage, error type and time, never the payload.

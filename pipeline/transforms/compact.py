@@ -20,7 +20,7 @@ from apache_beam.runners.runner import PipelineState
 
 from pipeline.compact import MB, PROG, CompactArgs, compact_partition, plan, progress_line
 from pipeline.core.compaction import PartitionPlan
-from pipeline.parquet import new_run_id
+from pipeline.filenames import new_run_id
 from pipeline.transforms.common import METRICS_NAMESPACE, counter
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,9 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from pipeline.parquet import RowTuple, tuple_dedupe_key
+from pipeline.core.identity import dedupe_key
 from pipeline.transforms.common import counter
+from schemas.events import Row
 
 _SEEN = userstate.ReadModifyWriteStateSpec("seen", BooleanCoder())
 _EXPIRY = userstate.TimerSpec("expiry", TimeDomain.REAL_TIME)
@@ -39,10 +40,10 @@ class _DedupeFn(beam.DoFn):
 
     def process(
         self,
-        keyed: tuple[str, RowTuple],
+        keyed: tuple[str, Row],
         seen: Any = beam.DoFn.StateParam(_SEEN),
         expiry: Any = beam.DoFn.TimerParam(_EXPIRY),
-    ) -> Iterator[RowTuple]:
+    ) -> Iterator[Row]:
         if seen.read():
             self._dropped.inc()
             return
@@ -55,11 +56,11 @@ class _DedupeFn(beam.DoFn):
         seen.clear()
 
 
-def _keyed(row: RowTuple) -> tuple[str, RowTuple]:
-    return tuple_dedupe_key(row), row
+def _keyed(row: Row) -> tuple[str, Row]:
+    return dedupe_key(row), row
 
 
-def _first_of_group(keyed: tuple[str, Iterable[tuple[int, RowTuple]]]) -> Iterator[Any]:
+def _first_of_group(keyed: tuple[str, Iterable[tuple[int, Row]]]) -> Iterator[Any]:
     """Batch: the earliest-arriving copy of each key, re-stamped with its arrival time.
 
     After a GroupByKey in batch, elements carry the end-of-global-window timestamp, which
@@ -86,12 +87,12 @@ def _timestamp(micros: int) -> Timestamp:
 _batch_dropped = counter("duplicates_dropped")
 
 
-def _keyed_with_arrival(row: RowTuple, ts: Timestamp = beam.DoFn.TimestampParam) -> tuple[str, Any]:
-    return tuple_dedupe_key(row), (ts.micros, row)
+def _keyed_with_arrival(row: Row, ts: Timestamp = beam.DoFn.TimestampParam) -> tuple[str, Any]:
+    return dedupe_key(row), (ts.micros, row)
 
 
 class DedupeEvents(beam.PTransform):
-    """Row tuples (global window) -> the first of each ``dedupe_key`` seen within ``ttl_seconds``.
+    """Rows (global window) -> the first of each ``dedupe_key`` seen within ``ttl_seconds``.
 
     No dead-letter output: nothing here can reject. Dropped copies are counted
     (``duplicates_dropped``).

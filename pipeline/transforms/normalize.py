@@ -1,11 +1,11 @@
 """NormalizeEvents: decoded events -> rows of the event table (PII policy applied).
 
-Wraps ``pipeline.core.normalize.normalize`` and ``pipeline.core.pii.apply_pii``, then checks the
-row fits the file schema while turning it into a row tuple (``pipeline.parquet.row_to_tuple``):
-a row that would fail the Parquet write is rejected here, while the original delivery is
-still at hand to be dead-lettered, instead of failing a whole file later. Rows leave as
-tuples because they cross two shuffles, where a tuple of primitives is far cheaper to
-encode than a dict with datetimes.
+Wraps ``pipeline.core.normalize.normalize`` (which checks the row fits the file schema as it
+packs it into a ``schemas.events.Row``: a row that would fail the Parquet write is rejected
+here, while the original delivery is still at hand to be dead-lettered, instead of failing a
+whole file later) and ``pipeline.core.pii.apply_pii``. Rows leave as ``Row``s, tuples of
+primitives, because they cross two shuffles, where that is far cheaper to encode than a dict
+with datetimes.
 """
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from pipeline.core.errors import EventError
 from pipeline.core.normalize import normalize
-from pipeline.core.pii import PII_MODES, apply_pii
-from pipeline.parquet import row_to_tuple
+from pipeline.core.pii import apply_pii, pii_setting_problem
 from pipeline.transforms.common import DEAD_LETTER, PendingEvent, RejectCounters, counter, dead_letter_for
 
 STAGE = "NormalizeEvents"
@@ -38,18 +37,17 @@ class _NormalizeFn(beam.DoFn):
             row = normalize(decoded, received_at=delivery.received_at)
             if self._pii != "keep":
                 row = apply_pii(row, self._pii, self._pii_salt)
-            packed = row_to_tuple(row)
         except EventError as error:
             self._rejected.inc(error.error_type)
             yield TaggedOutput(DEAD_LETTER, dead_letter_for(STAGE, error, delivery))
             return
         self._normalized.inc()
-        yield packed
+        yield row
 
 
 class NormalizeEvents(beam.PTransform):
-    """``PendingEvent`` -> row tuple (values in ``schemas.events.ROW_COLUMNS`` order, timestamps
-    as int microseconds; ``pipeline.parquet.tuple_to_row`` gives the dict back).
+    """``PendingEvent`` -> ``schemas.events.Row`` (timestamps as int microseconds;
+    ``pipeline.core.rows.row_dict`` gives the columns by name).
 
     Outputs: main (``rows``) and ``dead_letter`` (events that cannot be normalized, e.g.
     ``bad_timestamp``, ``missing_field``, ``invalid_field``, ``caliper_v1p0``). The record
@@ -60,10 +58,9 @@ class NormalizeEvents(beam.PTransform):
 
     def __init__(self, pii: str = "keep", pii_salt: str | None = None):
         super().__init__()
-        if pii not in PII_MODES:
-            raise ValueError(f"pii must be one of {PII_MODES}, got {pii!r}")
-        if pii == "hash" and not pii_salt:
-            raise ValueError("pii='hash' needs a salt")
+        problem = pii_setting_problem(pii, pii_salt)
+        if problem:
+            raise ValueError(problem)
         self._fn = _NormalizeFn(pii, pii_salt)
 
     def expand(self, events: beam.PCollection) -> beam.pvalue.DoOutputsTuple:

@@ -1,11 +1,11 @@
-"""Window by arrival, then write hive-partitioned Parquet and JSON-lines dead letters.
+"""Write hive-partitioned Parquet and JSON-lines dead letters (windowed by ``pipeline.transforms.window``).
 
 Files are written with a GroupByKey on the partition followed by a DoFn that writes one
 file per (partition, window, pane) through ``FileSystems`` (local and gs:// alike), not
 ``fileio.WriteToFiles``, which loses data in nested ``key=value/`` directories (STACK.md
 trap 5). Each file is written to a dot-prefixed temp name in its final directory and then
 renamed, so readers only ever see complete files; names come from (window, pane, shard)
-and a run id fixed when the graph is built (``pipeline.parquet.part_file_name``), so a
+and a run id fixed when the graph is built (``pipeline.filenames.part_file_name``), so a
 retried bundle overwrites its own earlier attempt while a second job writing the same
 window (another replay, a restarted stream) adds files beside the first job's instead of
 replacing them. A write error raises: the runner retries the bundle.
@@ -26,37 +26,24 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.transforms import trigger, window
-from apache_beam.utils.timestamp import Duration
+from apache_beam.transforms import window
 
 from pipeline.deadletter import encode_records
-from pipeline.parquet import (
-    COLUMN_INDEX,
-    MAX_ROWS_PER_FILE,
-    new_run_id,
-    RowTuple,
-    part_file_name,
-    dedupe_rows,
-    rows_to_parquet_bytes,
-    shard,
-    sorted_rows,
-    temp_name_for,
-    tuple_partition_path,
-    window_date,
-)
+from pipeline.arrow import MAX_ROWS_PER_FILE, dedupe_rows, rows_to_parquet_bytes, shard, sorted_rows
+from pipeline.core.partition import partition_path
+from pipeline.core.rows import COLUMN_INDEX
+from pipeline.filenames import new_run_id, part_file_name, temp_name_for, window_date
 from pipeline.transforms.common import METRICS_NAMESPACE, counter
+from schemas.events import Row
 
 BATCH_ROWS = 20_000  # rows per partition buffered in one bundle before they are handed on
 WRITE_THREADS = 4
 
-# Elements are stamped on arrival, so none should be late; if a runner still sees some
-# (e.g. held watermarks), they are written in a later pane (p1, p2...) instead of dropped.
-ALLOWED_LATENESS = Duration(seconds=7 * 24 * 3600)
 DEAD_LETTER_DIR_PREFIX = "arrival_date="
 # Beam distribution: received_at -> its file written, per row, in milliseconds (Cloud
 # Monitoring dashboard in monitoring/; Dataflow exports it as a user counter).
 LATENCY_METRIC = "received_to_written_ms"
-_RECEIVED_AT = COLUMN_INDEX["received_at"]
+_RECEIVED_AT = COLUMN_INDEX["received_at"]  # by position: see schemas.events.Row
 
 
 def write_atomically(path: str, data: bytes) -> None:
@@ -94,33 +81,7 @@ class _GroupPerWindow(beam.PTransform):
         return keyed | "Group" >> beam.GroupByKey()
 
 
-class WindowByArrival(beam.PTransform):
-    """Fixed windows of ``window_seconds`` over the arrival timestamps.
-
-    Fires when the watermark passes the window end, then once per late element (pane > 0)
-    within ALLOWED_LATENESS: late data is written, never dropped.
-    """
-
-    def __init__(self, window_seconds: int):
-        super().__init__()
-        if not isinstance(window_seconds, int) or window_seconds <= 0:
-            raise ValueError(f"window_seconds must be a positive int, got {window_seconds!r}")
-        self.window_seconds = window_seconds
-
-    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
-        if pcoll.is_bounded:
-            # Batch: nothing is late (one pass, all stamped on arrival) and the default
-            # trigger lets the runner use its fast batch GroupByKey.
-            return pcoll | "FixedWindows" >> beam.WindowInto(window.FixedWindows(self.window_seconds))
-        return pcoll | "FixedWindows" >> beam.WindowInto(
-            window.FixedWindows(self.window_seconds),
-            trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
-            accumulation_mode=trigger.AccumulationMode.DISCARDING,
-            allowed_lateness=ALLOWED_LATENESS,
-        )
-
-
-def record_latency(latency: Any, rows: Iterable[RowTuple], written_micros: int) -> None:
+def record_latency(latency: Any, rows: Iterable[Row], written_micros: int) -> None:
     """Update the ``LATENCY_METRIC`` distribution with each row's received_at -> written time."""
     for row in rows:
         if row[_RECEIVED_AT] is not None:
@@ -138,7 +99,7 @@ class _WriteParquetFn(beam.DoFn):
         self._files_written = counter("files_written")
         self._latency = Metrics.distribution(METRICS_NAMESPACE, LATENCY_METRIC)
 
-    def process(self, keyed: tuple[WindowKey, Iterable[RowTuple]],
+    def process(self, keyed: tuple[WindowKey, Iterable[Row]],
                 pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[str]:
         (partition, start, end), rows = keyed
         directory = FileSystems.join(self._output, partition)
@@ -151,12 +112,12 @@ class _WriteParquetFn(beam.DoFn):
             yield path
 
 
-def _partition_keyed(row: RowTuple, win: Any = beam.DoFn.WindowParam) -> tuple[WindowKey, RowTuple]:
-    return (tuple_partition_path(row), win.start.micros, win.end.micros), row
+def _partition_keyed(row: Row, win: Any = beam.DoFn.WindowParam) -> tuple[WindowKey, Row]:
+    return (partition_path(row), win.start.micros, win.end.micros), row
 
 
 class WritePartitionedParquet(beam.PTransform):
-    """Windowed row tuples -> Parquet files ``{output}/event_date=D/event_name=N/part-...parquet``.
+    """Windowed Rows -> Parquet files ``{output}/event_date=D/event_name=N/part-...parquet``.
 
     One file per partition per window per pane (more shards only past ``max_rows_per_file``).
     Output: the paths written.
@@ -225,8 +186,7 @@ class WriteDeadLetters(beam.PTransform):
 
 
 class _BatchPerPartitionFn(beam.DoFn):
-    """Row tuples (global window, stamped on arrival) -> ``((partition, start, end), [row
-    tuples])``, one list per key per bundle (or per BATCH_ROWS rows): the shuffle then moves a
+    """Rows (global window, stamped on arrival) -> ``((partition, start, end), [Rows])``, one list per key per bundle (or per BATCH_ROWS rows): the shuffle then moves a
     few large elements instead of one element per row. (start, end) is the fixed arrival
     window of ``window_seconds`` the stamp falls in, as WindowByArrival would assign it."""
 
@@ -234,11 +194,11 @@ class _BatchPerPartitionFn(beam.DoFn):
         self._window_micros = window_seconds * 1_000_000
 
     def start_bundle(self) -> None:
-        self._batches: dict[WindowKey, list[RowTuple]] = {}
+        self._batches: dict[WindowKey, list[Row]] = {}
 
-    def process(self, row: RowTuple, ts: Any = beam.DoFn.TimestampParam) -> Iterator[Any]:
+    def process(self, row: Row, ts: Any = beam.DoFn.TimestampParam) -> Iterator[Any]:
         start = ts.micros - ts.micros % self._window_micros
-        key = (tuple_partition_path(row), start, start + self._window_micros)
+        key = (partition_path(row), start, start + self._window_micros)
         batch = self._batches.get(key)
         if batch is None:
             batch = self._batches[key] = []
@@ -278,7 +238,7 @@ class _WriteDedupedFn(beam.DoFn):
         self._pending: list[Future] = []
 
     def _write(self, partition: str, start: int, end: int,
-               rows: list[RowTuple]) -> list[tuple[str, list[RowTuple], int]]:
+               rows: list[Row]) -> list[tuple[str, list[Row], int]]:
         directory = FileSystems.join(self._output, partition)
         written = []
         for index, chunk in enumerate(shard(rows, self._max_rows)):
@@ -296,7 +256,7 @@ class _WriteDedupedFn(beam.DoFn):
                 record_latency(self._latency, chunk, written_micros)
                 yield window.GlobalWindows.windowed_value(path)
 
-    def process(self, keyed: tuple[WindowKey, Iterable[list[RowTuple]]]) -> Iterator[Any]:
+    def process(self, keyed: tuple[WindowKey, Iterable[list[Row]]]) -> Iterator[Any]:
         (partition, start, end), batches = keyed
         rows, dropped = dedupe_rows(row for batch in batches for row in batch)
         self._dropped.inc(dropped)
@@ -308,11 +268,11 @@ class _WriteDedupedFn(beam.DoFn):
 
 
 class WriteDedupedPartitions(beam.PTransform):
-    """Batch: row tuples stamped on arrival -> one row per dedupe key, written as Parquet files
+    """Batch: Rows stamped on arrival -> one row per dedupe key, written as Parquet files
     ``{output}/event_date=D/event_name=N/part-<start>-<end>-p0-s<shard>-<run>.parquet``.
 
     "Group by partition, drop repeated dedupe keys, write": the rule is compaction's
-    (``pipeline.parquet.dedupe_rows`` = ``dedupe_table`` on tuples: first-received copy kept).
+    (``pipeline.arrow.dedupe_rows`` = ``dedupe_table`` on Rows: first-received copy kept).
     In batch every copy of an event lands in the same partition (it comes from the event)
     and the same window (a replay stamps every line with one arrival time), so this one
     shuffle replaces a dedupe shuffle per event plus a write shuffle per row. Streaming keeps

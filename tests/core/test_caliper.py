@@ -10,13 +10,13 @@ import pytest
 from pipeline.core import caliper
 from pipeline.core.decode import decode_delivery, split_events
 from pipeline.core.errors import EventError
-from pipeline.core.normalize import normalize
+from tests.support.rows import normalized
 
 
 def _row(payload: dict[str, Any] | bytes, **kwargs: Any) -> dict[str, Any]:
     raw = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     [decoded] = decode_delivery(raw, verifier=None, allow_unsigned=True)
-    return normalize(decoded, **kwargs)
+    return normalized(decoded, **kwargs)
 
 
 # The three payloads of the issue, verbatim.
@@ -90,7 +90,7 @@ def test_caliper_1_0_bare_event_and_envelope_item() -> None:
     assert (info.value.error_type, info.value.item) == ("caliper_v1p0", None)
     [decoded] = decode_delivery(orjson.dumps({"sensor": "s", "data": [v1p0]}), verifier=None, allow_unsigned=True)
     with pytest.raises(EventError) as info:
-        normalize(decoded)
+        normalized(decoded)
     assert (info.value.error_type, info.value.item) == ("caliper_v1p0", 0)
     assert info.value.as_dict()["item"] == 0
 
@@ -100,16 +100,16 @@ def test_extra_top_level_keys_of_a_signed_canvas_delivery_are_kept_and_claims_ar
               "body": {"submission_id": "5"}, "subscription": {"id": "sub-1", "owner_id": "o"},
               "iss": "https://live-events.canvas.instructure.com", "iat": 1, "exp": 2}
     [decoded] = split_events(claims, signed=True, kid="k1")
-    row = normalize(decoded)
+    row = normalized(decoded)
     assert row["subscription_id"] == "sub-1"
     assert json.loads(row["delivery_extra"]) == {"subscription": {"id": "sub-1", "owner_id": "o"}}
     plain = dict(claims)
     for claim in ("iss", "iat", "exp"):
         del plain[claim]
     [unsigned] = split_events(plain, signed=False)
-    assert normalize(unsigned)["event_id"] == row["event_id"]  # identity is metadata + body, as before
+    assert normalized(unsigned)["event_id"] == row["event_id"]  # identity is metadata + body, as before
     [bare] = split_events({"metadata": claims["metadata"], "body": claims["body"], "iat": 1}, signed=True)
-    assert normalize(bare)["delivery_extra"] is None and normalize(bare)["event_id"] == row["event_id"]
+    assert normalized(bare)["delivery_extra"] is None and normalized(bare)["event_id"] == row["event_id"]
 
 
 def test_envelope_sensor_given_as_an_object() -> None:

@@ -15,8 +15,10 @@ from pipeline.core.compaction import (
     stale_temp_files,
 )
 from pipeline.core.identity import dedupe_key
-from pipeline.parquet import COLUMN_INDEX, dedupe_keys, dedupe_table, rows_to_table
+from pipeline.arrow import dedupe_keys, dedupe_table, rows_to_table
+from pipeline.core.rows import COLUMN_INDEX
 from bench.lake_data import template_rows
+from schemas.events import Row
 
 TODAY = date(2024, 3, 10)
 
@@ -89,7 +91,7 @@ def test_dedupe_table_keeps_first_received_copy_and_sorts_by_event_time() -> Non
             row[COLUMN_INDEX["event_time"]] = _micros(1 + n)
             row[COLUMN_INDEX["received_at"]] = _micros(received)
             row[COLUMN_INDEX["kid"]] = f"copy-{copy}"
-            rows.append(tuple(row))
+            rows.append(Row(*row))
     table = rows_to_table(rows)
     # Arrow's keys are the core's keys.
     assert dedupe_keys(table).to_pylist() == [
@@ -113,16 +115,17 @@ def test_dedupe_table_unknown_receipt_loses_to_known() -> None:
     known = list(base)
     known[COLUMN_INDEX["received_at"]] = _micros(23)
     known[COLUMN_INDEX["kid"]] = "known"
-    kept, dropped = dedupe_table(rows_to_table([tuple(unknown), tuple(known)]))
+    kept, dropped = dedupe_table(rows_to_table([Row(*unknown), Row(*known)]))
     assert (kept["kid"].to_pylist(), dropped) == (["known"], 1)
     assert isinstance(kept, pa.Table)
 
 
 def test_dedupe_rows_keeps_what_dedupe_table_keeps() -> None:
-    """The pipeline's tuple dedupe and compaction's Arrow dedupe are one rule."""
+    """The pipeline's Row dedupe and compaction's Arrow dedupe are one rule."""
     import random
 
-    from pipeline.parquet import dedupe_rows, tuple_to_row
+    from pipeline.arrow import dedupe_rows
+    from pipeline.core.rows import row_dict
 
     rng = random.Random(5)
     templates = template_rows()
@@ -132,9 +135,9 @@ def test_dedupe_rows_keeps_what_dedupe_table_keeps() -> None:
         row[COLUMN_INDEX["received_at"]] = rng.choice([None, _micros(rng.randrange(24))])
         row[COLUMN_INDEX["kid"]] = rng.choice([None, "a", "b"])
         row[COLUMN_INDEX["user_agent"]] = f"copy {n}"  # tells the copies apart
-        rows.append(tuple(row))
+        rows.append(Row(*row))
     kept_rows, dropped_rows = dedupe_rows(rows)
     kept_table, dropped_table = dedupe_table(rows_to_table(rows))
     assert dropped_rows == dropped_table == len(rows) - len(kept_rows)
     ids = lambda table_rows: sorted(r["user_agent"] for r in table_rows)  # noqa: E731
-    assert ids(kept_table.to_pylist()) == ids(tuple_to_row(r) for r in kept_rows)
+    assert ids(kept_table.to_pylist()) == ids(row_dict(r) for r in kept_rows)

@@ -20,10 +20,10 @@ from pipeline.core.identity import (
     dedupe_key,
     event_id,
 )
-from pipeline.core.normalize import normalize
 from tests.support.corpus import corpus_entries
 from devkit.deliveries import reversed_keys
 from devkit.signing import DemoSigner
+from tests.support.rows import normalized
 
 SAMPLES = list(corpus_entries())
 
@@ -51,7 +51,7 @@ def _sample(fmt: str, doc_name: str, index: int = 0) -> dict[str, Any]:
 
 
 def _rows(raw: bytes, verifier: Any = None) -> list[dict[str, Any]]:
-    return [normalize(d) for d in decode_delivery(raw, verifier=verifier, allow_unsigned=True)]
+    return [normalized(d) for d in decode_delivery(raw, verifier=verifier, allow_unsigned=True)]
 
 
 def test_event_id_shape() -> None:
@@ -94,7 +94,7 @@ def test_caliper_id_ignores_the_envelope() -> None:
     resent = copy.deepcopy(envelope)
     resent["sendTime"] = "2030-01-01T00:00:00.000Z"
     (a,), (b,) = _rows(orjson.dumps(envelope)), _rows(orjson.dumps(resent))
-    bare = normalize(split_events(envelope["data"][0], signed=False)[0])
+    bare = normalized(split_events(envelope["data"][0], signed=False)[0])
     assert a["event_id"] == b["event_id"] == bare["event_id"]
     assert a["metadata"] != b["metadata"]
 
@@ -104,7 +104,7 @@ def test_two_events_of_one_request_have_different_keys() -> None:
     second = copy.deepcopy(created)
     second["body"]["assignment_id"] = "21070000000000372"
     assert created["metadata"]["request_id"] == second["metadata"]["request_id"]
-    a, b = normalize(split_events(created, signed=False)[0]), normalize(split_events(second, signed=False)[0])
+    a, b = normalized(split_events(created, signed=False)[0]), normalized(split_events(second, signed=False)[0])
     assert a["request_id"] == b["request_id"]
     assert dedupe_key(a) != dedupe_key(b)
     assert dedupe_key(a).startswith(f"r:{a['request_id']}|")
@@ -121,7 +121,7 @@ def test_envelope_with_several_events_gives_one_key_each() -> None:
 
 
 def test_dedupe_key_prefixes() -> None:
-    job = normalize(split_events(_sample("canvas", "course_updated"), signed=False)[0])
+    job = normalized(split_events(_sample("canvas", "course_updated"), signed=False)[0])
     assert job["request_id"] is None and dedupe_key(job) == f"j:{job['job_id']}|{job['event_id']}"
     assert dedupe_key({"event_id": "abc", "request_id": None, "job_id": None}) == "-|abc"
 

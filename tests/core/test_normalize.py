@@ -1,4 +1,4 @@
-"""normalize() over the whole example corpus, the CATALOG.md section 7 quirks, and fuzzing."""
+"""normalized() over the whole example corpus, the CATALOG.md section 7 quirks, and fuzzing."""
 from __future__ import annotations
 
 import copy
@@ -16,10 +16,10 @@ from pipeline.core.caliper import derived_name, event_name, parse_urn, snake_cas
 from pipeline.core.decode import DecodedEvent, split_events
 from pipeline.core.errors import ERROR_TYPES, EventError
 from pipeline.core.identity import event_id
-from pipeline.core.normalize import normalize
 from pipeline.core.timestamps import UTC
 from tests.support.corpus import corpus_entries
 from schemas.events import FILE_COLUMNS, FILE_SCHEMA, REQUIRED_COLUMNS, ROW_COLUMNS
+from tests.support.rows import normalized
 
 SAMPLES = list(corpus_entries())
 STRING_COLUMNS = [f.name for f in FILE_SCHEMA if f.type == pa.string()]
@@ -43,7 +43,7 @@ def _sample(fmt: str, doc_name: str, index: int = 0) -> dict[str, Any]:
 
 
 def _row(fmt: str, doc_name: str, index: int = 0) -> dict[str, Any]:
-    return normalize(_decoded(_sample(fmt, doc_name, index)["payload"]))
+    return normalized(_decoded(_sample(fmt, doc_name, index)["payload"]))
 
 
 def _canvas(metadata: dict[str, Any], body: Any = None) -> DecodedEvent:
@@ -63,7 +63,7 @@ def test_corpus_has_the_documented_counts() -> None:
 def test_corpus_event_normalizes(sample: dict[str, Any]) -> None:
     received = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
     decoded = _decoded(sample["payload"])
-    row = normalize(decoded, received_at=received)
+    row = normalized(decoded, received_at=received)
 
     assert tuple(row) == ROW_COLUMNS
     for column in REQUIRED_COLUMNS:
@@ -100,7 +100,7 @@ def test_corpus_event_normalizes(sample: dict[str, Any]) -> None:
 def test_no_secret_from_the_input_survives_anywhere_in_the_row(sample: dict[str, Any]) -> None:
     raw = orjson.dumps(sample["payload"]).decode()
     secrets = SECRET.findall(raw)
-    row = normalize(_decoded(sample["payload"]))
+    row = normalized(_decoded(sample["payload"]))
     text = "\n".join(str(v) for v in row.values())
     for secret in secrets:
         assert secret not in text
@@ -121,7 +121,7 @@ def test_the_corpus_secrets_are_found_where_the_catalog_says() -> None:
 
 
 def test_all_rows_fit_the_arrow_file_schema() -> None:
-    rows = [normalize(_decoded(s["payload"]), received_at=datetime.now(UTC)) for s in SAMPLES]
+    rows = [normalized(_decoded(s["payload"]), received_at=datetime.now(UTC)) for s in SAMPLES]
     table = pa.Table.from_pylist([{k: r[k] for k in FILE_COLUMNS} for r in rows], schema=FILE_SCHEMA)
     table.validate(full=True)
     assert table.num_rows == 201
@@ -159,8 +159,8 @@ def test_there_are_enough_aligned_pairs() -> None:
 @pytest.mark.parametrize(("canvas", "caliper"), PAIRS, ids=lambda s: _sample_id(s))
 def test_caliper_fields_equal_the_paired_canvas_fields(canvas: dict[str, Any], caliper: dict[str, Any]) -> None:
     """The URN -> id rule gives the very string the Canvas format carries."""
-    a = normalize(_decoded(canvas["payload"]))
-    b = normalize(_decoded(caliper["payload"]))
+    a = normalized(_decoded(canvas["payload"]))
+    b = normalized(_decoded(caliper["payload"]))
     assert a["event_name"] == b["event_name"]
     assert a["event_time"] == b["event_time"]
     for column in ("user_id", "session_id", "request_id", "hostname", "client_ip", "user_agent"):
@@ -201,7 +201,7 @@ def test_quirk1_numeric_ids_become_decimal_strings() -> None:
 
 
 def test_quirk1_numeric_metadata_ids_are_stringified_without_float_noise() -> None:
-    row = normalize(_canvas({"user_id": 21070000000000001, "context_id": 565.0, "session_id": 1.5,
+    row = normalized(_canvas({"user_id": 21070000000000001, "context_id": 565.0, "session_id": 1.5,
                              "developer_key_id": True}))
     assert row["user_id"] == "21070000000000001"
     assert row["context_id"] == "565"
@@ -210,7 +210,7 @@ def test_quirk1_numeric_metadata_ids_are_stringified_without_float_noise() -> No
 
 
 def test_quirk2_ids_are_opaque_strings_of_any_length() -> None:
-    row = normalize(_canvas({"context_id": "210700000000101907", "user_id": "10000000000001",
+    row = normalized(_canvas({"context_id": "210700000000101907", "user_id": "10000000000001",
                              "root_account_id": "0000123"}))
     assert (row["context_id"], row["user_id"], row["root_account_id"]) == (
         "210700000000101907", "10000000000001", "0000123")
@@ -225,7 +225,7 @@ def test_quirk3_ruby_timestamp_in_event_time() -> None:
 def test_quirk3_offset_timestamp_in_event_time() -> None:
     sample = _sample("canvas", "conversation_forwarded")
     offset_time = sample["payload"]["metadata"]["event_time"]
-    row = normalize(_decoded(sample["payload"]))
+    row = normalized(_decoded(sample["payload"]))
     assert row["event_time"] == datetime.fromisoformat(offset_time).astimezone(UTC)
 
 
@@ -239,10 +239,10 @@ def test_quirk3_malformed_value_as_event_time_is_bad_timestamp() -> None:
     malformed = payload["body"]["updated_at"]
     assert malformed == "019-11-01T19:11:01.163Z"
     # in the body it is just data: the event normalizes
-    assert normalize(_decoded(payload))["event_name"] == "user_updated"
+    assert normalized(_decoded(payload))["event_name"] == "user_updated"
     payload["metadata"]["event_time"] = malformed
     with pytest.raises(EventError) as info:
-        normalize(_decoded(payload))
+        normalized(_decoded(payload))
     assert info.value.error_type == "bad_timestamp"
     assert "019-11-01T19:11:01.163Z" in info.value.message
 
@@ -255,7 +255,7 @@ def test_quirk3_missing_or_bad_caliper_event_time(event_time: object) -> None:
     else:
         payload["data"][0]["eventTime"] = event_time
     with pytest.raises(EventError) as info:
-        normalize(_decoded(payload))
+        normalized(_decoded(payload))
     assert info.value.error_type == "bad_timestamp"
     assert "eventTime" in info.value.message
 
@@ -318,7 +318,7 @@ def test_quirk7_system_event_has_job_and_no_request() -> None:
 def test_quirk7_unauthenticated_caliper_hit_has_no_user() -> None:
     sample = _sample("caliper", "asset_accessed", 2)
     assert sample["payload"]["data"][0]["actor"]["type"] == "SoftwareApplication"
-    row = normalize(_decoded(sample["payload"]))
+    row = normalized(_decoded(sample["payload"]))
     assert row["user_id"] is None and row["user_login"] is None
     assert row["object_id"] == "21070000000000144"
 
@@ -357,7 +357,7 @@ def test_quirk9_nested_body_object() -> None:
 
 def test_quirk10_caliper_send_time_is_not_event_time() -> None:
     payload = _sample("caliper", "enrollment_created")["payload"]
-    row = normalize(_decoded(payload))
+    row = normalized(_decoded(payload))
     assert row["event_time"] == datetime(2018, 10, 9, 21, 7, 33, tzinfo=UTC)
     assert orjson.loads(row["metadata"])["sendTime"] == payload["sendTime"]
 
@@ -373,7 +373,7 @@ def test_caliper_section_group_uses_the_canvas_context_from_its_extensions() -> 
 def test_caliper_section_group_without_extensions_is_a_course_section() -> None:
     payload = copy.deepcopy(_sample("caliper", "enrollment_created")["payload"])
     del payload["data"][0]["group"]["extensions"]
-    row = normalize(_decoded(payload))
+    row = normalized(_decoded(payload))
     assert (row["context_type"], row["context_id"]) == ("CourseSection", "21070000000004811")
 
 
@@ -391,7 +391,7 @@ def test_caliper_roles(roles: Any, expected: str | None) -> None:
         del payload["data"][0]["membership"]["roles"]
     else:
         payload["data"][0]["membership"]["roles"] = roles
-    assert normalize(_decoded(payload))["context_role"] == expected
+    assert normalized(_decoded(payload))["context_role"] == expected
 
 
 def test_caliper_asset_accessed_reads_request_fields_from_the_object() -> None:
@@ -402,7 +402,7 @@ def test_caliper_asset_accessed_reads_request_fields_from_the_object() -> None:
 def test_caliper_bare_event_has_empty_metadata() -> None:
     event = copy.deepcopy(_sample("caliper", "logged_in")["payload"]["data"][0])
     (decoded,) = split_events(event, signed=True, kid="k1")
-    row = normalize(decoded)
+    row = normalized(decoded)
     assert row["metadata"] == "{}"
     assert (row["signed"], row["kid"]) == (True, "k1")
     assert row["event_name"] == "logged_in"
@@ -456,23 +456,23 @@ def test_snake_case_and_derived_name() -> None:
 )
 def test_rejections_are_typed(event: dict[str, Any], fmt: str, error_type: str) -> None:
     with pytest.raises(EventError) as info:
-        normalize(DecodedEvent(event, fmt, False))
+        normalized(DecodedEvent(event, fmt, False))
     assert info.value.error_type == error_type
 
 
 def test_null_body_is_stored_as_null() -> None:
-    row = normalize(DecodedEvent({"metadata": {"event_name": "x_created", "event_time": "2019-11-01T00:00:00Z"},
+    row = normalized(DecodedEvent({"metadata": {"event_name": "x_created", "event_time": "2019-11-01T00:00:00Z"},
                                   "body": None}, "canvas", False))
     assert row["body"] is None and row["object_id"] is None
 
 
 def test_naive_received_at_is_a_caller_error() -> None:
     with pytest.raises(ValueError):
-        normalize(_canvas({}), received_at=datetime(2020, 1, 1))
+        normalized(_canvas({}), received_at=datetime(2020, 1, 1))
 
 
 def test_url_and_referrer_are_scrubbed() -> None:
-    row = normalize(_canvas({"url": "https://x/api?ACCESS_TOKEN=abc123&y=1",
+    row = normalized(_canvas({"url": "https://x/api?ACCESS_TOKEN=abc123&y=1",
                              "referrer": "https://x/#access_token=def456"}))
     assert row["url"] == "https://x/api?ACCESS_TOKEN=[REDACTED]&y=1"
     assert row["referrer"] == "https://x/#access_token=[REDACTED]"
@@ -525,7 +525,7 @@ _caliper_event = st.fixed_dictionaries(
 
 def _only_event_errors(decoded: DecodedEvent) -> None:
     try:
-        row = normalize(decoded)
+        row = normalized(decoded)
     except EventError as exc:
         assert exc.error_type in ERROR_TYPES
         return
@@ -557,7 +557,7 @@ def test_fuzz_strategies_reach_both_outcomes() -> None:
         for decoded in (DecodedEvent(event, "caliper", False),
                         DecodedEvent({"metadata": metadata, "body": body}, "canvas", False)):
             try:
-                normalize(decoded)
+                normalized(decoded)
                 outcomes.add(decoded.source_format + ":ok")
             except EventError:
                 outcomes.add(decoded.source_format + ":rejected")

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from pipeline.core.decode import decode_delivery
 from pipeline.core.errors import EventError
-from pipeline.core.normalize import normalize
 from tests.support.corpus import corpus_payloads as sample_payloads
+from tests.support.rows import normalized
 
 ID_COLUMNS = ("caliper_event_id", "user_id", "actor_iri", "object_id", "context_id", "session_id",
               "federated_session_id", "ed_app_id", "referrer", "event_time")
@@ -31,7 +31,7 @@ def _rows_and_errors(raw: bytes) -> list[dict[str, Any] | EventError]:
     outcomes: list[dict[str, Any] | EventError] = []
     for decoded in decode_delivery(raw, verifier=None, allow_unsigned=True):
         try:
-            outcomes.append(normalize(decoded))
+            outcomes.append(normalized(decoded))
         except EventError as error:
             outcomes.append(error)
     return outcomes

@@ -8,8 +8,8 @@ from pathlib import PurePosixPath
 import pytest
 
 from pipeline.core.decode import split_events
-from pipeline.core.normalize import normalize
 from pipeline.core.partition import event_date, partition_path, safe_name
+from tests.support.rows import normalized
 from tests.support.corpus import corpus_entries, corpus_row as _row
 
 SAMPLES = list(corpus_entries())
@@ -65,7 +65,7 @@ def test_very_long_names_are_capped() -> None:
 
 def test_every_corpus_row_has_a_two_level_partition() -> None:
     for sample in SAMPLES:
-        row = normalize(split_events(copy.deepcopy(sample["payload"]), signed=False)[0])
+        row = normalized(split_events(copy.deepcopy(sample["payload"]), signed=False)[0])
         date_part, name_part = partition_path(row).split("/")
         assert date_part == f"event_date={row['event_time'].date().isoformat()}"
         assert name_part == f"event_name={row['event_name']}"  # corpus names are all path-safe

@@ -22,7 +22,7 @@ from bench.lake_data import write_day
 from pipeline.cli import main as cli_main
 from pipeline.compact import compact_partition, list_output, main as compact_main
 from pipeline.core.compaction import compact_run_of, plan_compaction
-from pipeline.parquet import new_run_id
+from pipeline.filenames import new_run_id
 from schemas.events import FILE_SCHEMA
 from tests.support.lake import OLD_DAYS, duckdb_counts, visible_files
 
@@ -147,7 +147,7 @@ def test_bad_options_exit_2(capfd: pytest.CaptureFixture[str]) -> None:
 
 def test_target_file_mb_splits_large_partitions(tmp_path: Path) -> None:
     from pipeline.compact import encode_shards
-    from pipeline.parquet import rows_to_table
+    from pipeline.arrow import rows_to_table
     from bench.lake_data import template_rows
     table = rows_to_table(template_rows() * 20)
     shards = encode_shards(table, target_bytes=len(encode_shards(table, 1 << 40)[0]) // 3)

@@ -18,7 +18,6 @@ import pytest
 
 from pipeline.core.decode import decode_delivery
 from pipeline.core.identity import dedupe_key
-from pipeline.core.normalize import normalize
 from pipeline.core.partition import safe_name
 from pipeline.main import run
 from devkit.signing import DemoSigner
@@ -32,10 +31,11 @@ from tests.pipeline.helpers import (
     sign,
     temp_files,
 )
+from tests.support.rows import normalized
 
 
 def _events(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    return [normalize(e) for e in decode_delivery(json.dumps(payload).encode(), verifier=None, allow_unsigned=True)]
+    return [normalized(e) for e in decode_delivery(json.dumps(payload).encode(), verifier=None, allow_unsigned=True)]
 
 
 def _two_event_envelope(bad_second: bool) -> dict[str, Any]:

@@ -319,7 +319,8 @@ def test_bad_options_exit_2(argv: list[str], tmp_path: Path, monkeypatch: pytest
 
 def test_a_file_replaced_while_the_report_reads_is_read_anew(tmp_path: Path) -> None:
     """Compaction (or a replay swapped in) replaces files between the listing and the read."""
-    from pipeline.parquet import COLUMN_INDEX, rows_to_parquet_bytes
+    from pipeline.arrow import rows_to_parquet_bytes
+    from pipeline.core.rows import COLUMN_INDEX
     from pipeline.report.lake import VanishedFile, list_parquet, read_partition, read_partition_fresh
     from schemas.events import ROW_COLUMNS
 

@@ -15,6 +15,7 @@ import pytest
 from devkit import samples
 from pipeline.core.decode import split_events
 from pipeline.core.normalize import normalize
+from pipeline.core.rows import row_dict
 
 
 def corpus_entries(fmt: str | None = None) -> list[dict[str, Any]]:
@@ -42,5 +43,5 @@ def corpus_row(fmt: str, doc_name: str, index: int = 0) -> dict[str, Any]:
     """The normalized row of one corpus example (its first event), found by format and name."""
     for sample in corpus_entries(fmt):
         if (sample["doc_name"], sample["example_index"]) == (doc_name, index):
-            return normalize(split_events(copy.deepcopy(sample["payload"]), signed=False)[0])
+            return row_dict(normalize(split_events(copy.deepcopy(sample["payload"]), signed=False)[0]))
     raise LookupError((fmt, doc_name, index))

@@ -32,3 +32,12 @@ def with_values(row: tuple[Any, ...], **values: Any) -> tuple[Any, ...]:
     for name, value in values.items():
         changed[COLUMN[name]] = value
     return tuple(changed)
+
+
+def normalized(decoded: Any, **kwargs: Any) -> dict[str, Any]:
+    """``row_dict(normalize(decoded, **kwargs))``: the columns of the one row of ``decoded``, by
+    name (datetimes, not micros), for tests that read a row's columns."""
+    from pipeline.core.normalize import normalize
+    from pipeline.core.rows import row_dict
+
+    return row_dict(normalize(decoded, **kwargs))

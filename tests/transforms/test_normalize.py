@@ -14,7 +14,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from pipeline.core.decode import decode_delivery
 from pipeline.core.normalize import normalize
 from pipeline.deadletter import decode_payload
-from pipeline.parquet import tuple_to_row, validate_row
+from pipeline.core.rows import row_dict, validate_row
+from tests.support.rows import normalized
 from pipeline.transforms.common import Delivery, PendingEvent
 from pipeline.transforms.normalize import NormalizeEvents, _NormalizeFn
 from tests.pipeline.helpers import corpus_payloads
@@ -36,12 +37,12 @@ def test_normalize_fn_dead_letters_the_whole_original_delivery() -> None:
     assert out.value["error_type"] == "bad_timestamp" and decode_payload(out.value) == raw
     event = next(e for p in corpus_payloads()
                  for e in decode_delivery(json.dumps(p).encode(), verifier=None, allow_unsigned=True)
-                 if normalize(e)["user_login"])
+                 if normalized(e)["user_login"])
     [values] = list(fn.process(PendingEvent(event, delivery)))
-    row = tuple_to_row(values)
+    row = row_dict(values)
     validate_row(row)
     assert row["received_at"] == delivery.received_at
-    assert row["user_login"] and row["user_login"] != normalize(event)["user_login"]  # --pii=hash applied
+    assert row["user_login"] and row["user_login"] != normalized(event)["user_login"]  # --pii=hash applied
 
 
 def test_normalize_fn_dead_letters_one_bad_item_of_an_envelope_with_its_index() -> None:
@@ -58,7 +59,7 @@ def test_normalize_fn_dead_letters_one_bad_item_of_an_envelope_with_its_index() 
     outputs = [out for event in decode_delivery(raw, verifier=None, allow_unsigned=True)
                for out in fn.process(PendingEvent(event, delivery))]
     dead = [o.value for o in outputs if isinstance(o, TaggedOutput)]
-    rows = [tuple_to_row(o) for o in outputs if not isinstance(o, TaggedOutput)]
+    rows = [row_dict(o) for o in outputs if not isinstance(o, TaggedOutput)]
     assert [r["caliper_event_id"] for r in rows] == [envelope["data"][0]["id"], second["id"]]
     [record] = dead
     assert (record["error_type"], record["item"]) == ("missing_field", 1)
@@ -78,7 +79,7 @@ def test_transform_turns_events_into_rows_and_bad_ones_into_dead_letters() -> No
     bad_payload = json.loads(json.dumps(next(p for p in corpus_payloads() if "metadata" in p)))
     bad_payload["metadata"]["event_time"] = "soon"
     [bad] = _pending(bad_payload)
-    expected_ids = [normalize(e.decoded)["event_id"] for e in good]
+    expected_ids = [normalize(e.decoded).event_id for e in good]
 
     with test_pipeline.TestPipeline() as p:
         outputs = p | beam.Create([*good, bad]) | NormalizeEvents()

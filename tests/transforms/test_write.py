@@ -17,10 +17,12 @@ from apache_beam.transforms import window
 from apache_beam.transforms.window import TimestampedValue
 
 from bench.lake_data import template_rows
-from pipeline.parquet import COLUMN_INDEX, tuple_partition_path
+from pipeline.core.partition import partition_path
+from pipeline.core.rows import COLUMN_INDEX
 from pipeline.core.errors import EventError
 from pipeline.deadletter import dead_letter_record, decode_payload
 from pipeline.transforms.write import WriteDeadLetters, WriteDedupedPartitions, WritePartitionedParquet
+from schemas.events import Row
 from tests.support.rows import distinct_rows, with_values
 
 ARRIVAL = 1_700_000_000  # seconds; a replay stamps every line with its start
@@ -34,7 +36,7 @@ def _relative(root: Path):
 def test_partitioned_parquet_one_file_per_partition_and_window_every_row_kept(tmp_path: Path) -> None:
     rows = distinct_rows(9)
     rows += [with_values(r, kid="retry") for r in rows[:3]]  # this writer keeps copies: dedupe is upstream
-    partitions = sorted({tuple_partition_path(r) for r in rows})
+    partitions = sorted({partition_path(r) for r in rows})
     assert len(partitions) > 1
 
     with test_pipeline.TestPipeline() as p:
@@ -87,8 +89,8 @@ def test_one_row_per_key_first_received_one_file_per_partition(tmp_path: Path) -
             row = list(base)
             row[COLUMN_INDEX["received_at"]] = (ARRIVAL + received_s) * 1_000_000
             row[COLUMN_INDEX["kid"]] = f"copy-{copy}"
-            rows.append(tuple(row))
-    partitions = {tuple_partition_path(r) for r in rows}
+            rows.append(Row(*row))
+    partitions = {partition_path(r) for r in rows}
 
     with test_pipeline.TestPipeline() as p:
         files = (p | beam.Create([TimestampedValue(r, ARRIVAL) for r in rows])

@@ -1,4 +1,5 @@
-"""pipeline/parquet.py: row tuples, row checks, Parquet bytes, file names, sorting and sharding.
+"""The Row codec and checks (pipeline/core/rows.py), Parquet bytes, sorting and sharding
+(pipeline/arrow.py) and file names (pipeline/filenames.py).
 
 (Dead-letter records: test_deadletter.py; the stage DoFns: tests/transforms/.)"""
 from __future__ import annotations
@@ -10,31 +11,16 @@ from datetime import datetime, timedelta, timezone
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.contract import VerifierSettings
+from pipeline.arrow import UNSTATISTICAL_COLUMNS, rows_to_parquet_bytes, shard, sorted_rows
 from pipeline.core.decode import decode_delivery
 from pipeline.core.errors import EventError
 from pipeline.core.identity import dedupe_key
-from pipeline.core.normalize import normalize
 from pipeline.core.partition import partition_path
-from pipeline.parquet import (
-    TEMP_PREFIX,
-    UNSTATISTICAL_COLUMNS,
-    datetime_of,
-    micros_of,
-    part_file_name,
-    row_to_tuple,
-    rows_to_parquet_bytes,
-    shard,
-    sorted_rows,
-    temp_name_for,
-    tuple_dedupe_key,
-    tuple_partition_path,
-    tuple_to_row,
-    validate_row,
-    window_date,
-)
-from schemas.events import FILE_SCHEMA, ROW_COLUMNS, TIMESTAMP_COLUMNS
+from pipeline.core.rows import datetime_of, micros_of, row_dict, row_of, validate_row
+from pipeline.filenames import TEMP_PREFIX, part_file_name, temp_name_for, window_date
+from schemas.events import FILE_SCHEMA, ROW_COLUMNS, TIMESTAMP_COLUMNS, Row
 from tests.pipeline.helpers import corpus_payloads
+from tests.support.rows import normalized
 
 UTC = timezone.utc
 
@@ -43,19 +29,32 @@ def _rows(n: int | None = None) -> list[dict]:
     rows = []
     for payload in corpus_payloads()[:n]:
         for event in decode_delivery(json.dumps(payload).encode(), verifier=None, allow_unsigned=True):
-            rows.append(normalize(event, received_at=datetime(2024, 1, 1, tzinfo=UTC)))
+            rows.append(normalized(event, received_at=datetime(2024, 1, 1, tzinfo=UTC)))
     return rows
 
 
 def test_corpus_rows_round_trip_through_row_tuples() -> None:
     rows = _rows()
     for row in rows:
-        values = row_to_tuple(row)
+        values = row_of(row)
         assert len(values) == len(ROW_COLUMNS)
         assert all(type(values[ROW_COLUMNS.index(c)]) is int for c in TIMESTAMP_COLUMNS if row[c] is not None)
-        assert tuple_to_row(values) == row  # timestamps exact to the microsecond
-        assert tuple_dedupe_key(values) == dedupe_key(row)
-        assert tuple_partition_path(values) == partition_path(row)
+        assert row_dict(values) == row  # timestamps exact to the microsecond
+        assert dedupe_key(values) == dedupe_key(row)
+        assert partition_path(values) == partition_path(row)
+
+
+def test_rows_cross_beams_coder_as_rows_and_plain_tuples_read_alike() -> None:
+    from apache_beam.coders import FastPrimitivesCoder
+
+    coder = FastPrimitivesCoder()
+    for row in map(row_of, _rows(5)):
+        assert type(row) is Row
+        back = coder.decode(coder.encode(row))
+        assert type(back) is Row and back == row
+        plain = tuple(row)  # as a streaming job updated in place may hold it
+        assert (dedupe_key(plain), partition_path(plain)) == (dedupe_key(row), partition_path(row))
+        assert sorted_rows([plain]) == [row]
 
 
 @pytest.mark.parametrize("moment", [
@@ -67,12 +66,12 @@ def test_corpus_rows_round_trip_through_row_tuples() -> None:
 def test_timestamps_and_partition_days_are_exact(moment: datetime) -> None:
     assert datetime_of(micros_of(moment)) == moment
     row = {**_rows(1)[0], "event_time": moment.astimezone(UTC)}
-    assert tuple_partition_path(row_to_tuple(row)) == partition_path(row)
+    assert partition_path(row_of(row)) == partition_path(row)
 
 
 def test_corpus_rows_round_trip_through_parquet() -> None:
     rows = _rows()
-    data = rows_to_parquet_bytes([row_to_tuple(r) for r in rows])
+    data = rows_to_parquet_bytes([row_of(r) for r in rows])
     table = pq.read_table(io.BytesIO(data))
     assert table.schema == FILE_SCHEMA  # types, nullability and descriptions; event_name is not in the file
     assert table.to_pylist() == [{k: v for k, v in r.items() if k != "event_name"} for r in rows]
@@ -101,19 +100,19 @@ def test_corpus_rows_round_trip_through_parquet() -> None:
 def test_row_checks_reject_what_parquet_would_not_take(change, error_type: str) -> None:
     row = _rows(1)[0]
     change(row)
-    for check in (validate_row, row_to_tuple):
+    for check in (validate_row, row_of):
         with pytest.raises(EventError) as caught:
             check(row)
         assert caught.value.error_type == error_type, check
 
 
-def test_row_to_tuple_takes_what_validate_row_takes() -> None:
+def test_row_of_takes_what_validate_row_takes() -> None:
     class Name(str):
         pass
 
     row = {**_rows(1)[0], "user_id": Name("42")}
     validate_row(row)
-    assert tuple_to_row(row_to_tuple(row)) == row
+    assert row_dict(row_of(row)) == row
 
 
 def test_file_names_are_deterministic_and_temp_names_hidden() -> None:
@@ -128,9 +127,11 @@ def test_file_names_are_deterministic_and_temp_names_hidden() -> None:
 
 
 def test_sorting_and_sharding() -> None:
-    rows = [row_to_tuple(r) for r in _rows(20)]
+    rows = [row_of(r) for r in _rows(20)]
     ordered = sorted_rows(reversed(rows))
     assert ordered == sorted_rows(rows)
-    assert [tuple_to_row(r)["event_time"] for r in ordered] == sorted(tuple_to_row(r)["event_time"] for r in rows)
+    assert [row_dict(r)["event_time"] for r in ordered] == sorted(row_dict(r)["event_time"] for r in rows)
     assert [len(s) for s in shard(list(range(25)), 10)] == [10, 10, 5]
     assert shard([], 10) == [[]]
+
+
