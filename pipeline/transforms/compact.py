@@ -4,8 +4,11 @@ The launcher (or the local process) lists the output and plans once
 (``pipeline.core.compaction``); each partition to compact is one element, spread over the
 workers by a Reshuffle, and compacted by ``pipeline.compact.compact_partition``: the same
 read -> keep the first-received copy per dedupe key -> write sorted, sized files -> delete
-exactly the files read, in that order, as the in-process run. A retried bundle runs with
-the same run id, so it rewrites the same file names and re-deletes what is already gone.
+exactly the files read, in that order, as the in-process run. Every attempt names its files
+with a run id of its own: a retried bundle must never overwrite an earlier attempt's complete
+files, because that attempt may already have deleted some of the old files (the retry then
+reads fewer rows). A retry can leave an earlier attempt's files beside its own; those are
+duplicates, never a gap, and the next compaction folds them.
 """
 from __future__ import annotations
 
@@ -29,16 +32,15 @@ COUNTERS = ("partitions_compacted", "files_before", "files_after", "rows_read", 
 
 
 class _CompactPartitionFn(beam.DoFn):
-    def __init__(self, output: str, run_id: str, target_bytes: int):
+    def __init__(self, output: str, target_bytes: int):
         self._output = output
-        self._run_id = run_id
         self._target = target_bytes
 
     def setup(self) -> None:
         self._counters = {name: counter(name) for name in COUNTERS}
 
     def process(self, partition_plan: PartitionPlan) -> Iterator[str]:
-        r = compact_partition(self._output, partition_plan, self._run_id, self._target)
+        r = compact_partition(self._output, partition_plan, new_run_id(), self._target)  # one id per attempt
         print(f"{PROG}: {progress_line(r)}", file=sys.stderr, flush=True)  # worker logs on Dataflow
         for name, value in (("partitions_compacted", 1 if r.rows_written else 0),
                             ("files_before", r.files_before), ("files_after", r.files_after),
@@ -51,17 +53,16 @@ class _CompactPartitionFn(beam.DoFn):
 class CompactPartitions(beam.PTransform):
     """Partition plans -> each partition compacted; output: one progress line per partition."""
 
-    def __init__(self, output: str, target_bytes: int, run_id: str | None = None):
+    def __init__(self, output: str, target_bytes: int):
         super().__init__()
         self.output = output
         self.target_bytes = target_bytes
-        self.run_id = run_id or new_run_id()  # fixed when the graph is built
 
     def expand(self, plans: beam.PCollection) -> beam.PCollection:
         return (
             plans
             | "SpreadPartitions" >> beam.Reshuffle()
-            | "CompactPartition" >> beam.ParDo(_CompactPartitionFn(self.output, self.run_id, self.target_bytes))
+            | "CompactPartition" >> beam.ParDo(_CompactPartitionFn(self.output, self.target_bytes))
         )
 
 
