@@ -73,7 +73,7 @@ _JSON_HEADERS = {"Content-Type": "application/json"}
 
 # The first signed delivery loads the JWKS; a failed load must leave time to publish within
 # the sender's 15 s (this + PUBLISH_TIMEOUT_SECONDS, 8 by default).
-JWKS_FETCH_TIMEOUT_SECONDS = 5.0
+JWKS_FETCH_TIMEOUT_SECONDS = 5.0  # for the whole load, shared by its sources
 # A JWKS failure is logged at most once per this interval (with the count of the others).
 JWKS_FAILURE_LOG_SECONDS = 60.0
 
@@ -180,8 +180,10 @@ class Receiver:
                     from pipeline.jwks_fetch import build_verifier
 
                     try:
+                        # The budget is for the whole load: sources are read one after another.
+                        sources = max(1, len(self.config.verifier_settings.sources))
                         self._verifier = build_verifier(self.config.verifier_settings,
-                                                        timeout=JWKS_FETCH_TIMEOUT_SECONDS)
+                                                        timeout=JWKS_FETCH_TIMEOUT_SECONDS / sources)
                     except JwksUnavailable as exc:
                         self._jwks_retry_at = self.clock() + self.config.jwks_retry_seconds
                         self._jwks_last_error = str(exc)

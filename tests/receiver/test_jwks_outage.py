@@ -177,12 +177,14 @@ def test_the_jwks_failure_is_logged_once_per_interval(caplog: pytest.LogCaptureF
         True, True]
 
 
+@pytest.mark.parametrize("sources", [1, 2], ids=["live", "live+archive"])
 def test_a_hung_jwks_host_delays_a_burst_once_and_well_inside_canvas_15_s(
-    pubsub_emulator: PubSubEmulator,
+    pubsub_emulator: PubSubEmulator, sources: int,
 ) -> None:
     """A key host that accepts the connection and never answers (the way a dead upstream often
     fails): one load waits for the fetch timeout, the requests behind it are published unverified
-    as soon as it gives up, and none comes near the 15 s Canvas waits."""
+    as soon as it gives up, and none comes near the 15 s Canvas waits; with two sources on that
+    host (live URL + archive) the load still keeps to one fetch budget in all."""
     from pipeline.receiver.main import JWKS_FETCH_TIMEOUT_SECONDS
 
     signer = DemoSigner(kid="hung-key")
@@ -192,7 +194,8 @@ def test_a_hung_jwks_host_delays_a_burst_once_and_well_inside_canvas_15_s(
         hung.bind(("127.0.0.1", 0))
         hung.listen(16)  # connections complete in the backlog; nothing ever reads or answers
         env = {**pubsub_emulator.env(), "PUBSUB_TOPIC": topic,
-               "JWKS_URL": f"http://127.0.0.1:{hung.getsockname()[1]}/jwks.json"}
+               "JWKS_URL": ",".join(f"http://127.0.0.1:{hung.getsockname()[1]}/jwks{n}.json"
+                                    for n in range(sources))}
         bodies = [sign(signer, p) for p in sample_payloads()[:8]]
         with FunctionServer(env, threads=16) as server:
             with ThreadPoolExecutor(8) as pool:
