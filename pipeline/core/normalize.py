@@ -289,17 +289,17 @@ def normalize(decoded: DecodedEvent, *, received_at: datetime | None = None) -> 
             row = _caliper_row(event, envelope)
         else:
             raise EventError("unknown_format", f"unknown source format {source_format!r}")
+        if received_at is not None:
+            if received_at.tzinfo is not UTC:
+                if received_at.tzinfo is None or received_at.utcoffset() is None:
+                    raise ValueError("received_at must be timezone-aware")
+                received_at = received_at.astimezone(UTC)
+            row["received_at"] = micros_of(received_at)
+        row["source_format"] = source_format
+        row["signed"] = signed if type(signed) is bool else bool(signed)
+        row["kid"] = kid
+        return pack_row(row)  # its EventErrors name the item too
     except EventError as error:
         if index is None:
             raise
         raise error.at_item(index) from None
-    if received_at is not None:
-        if received_at.tzinfo is not UTC:
-            if received_at.tzinfo is None or received_at.utcoffset() is None:
-                raise ValueError("received_at must be timezone-aware")
-            received_at = received_at.astimezone(UTC)
-        row["received_at"] = micros_of(received_at)
-    row["source_format"] = source_format
-    row["signed"] = signed if type(signed) is bool else bool(signed)
-    row["kid"] = kid
-    return pack_row(row)

@@ -48,7 +48,7 @@ def _match(prefix: str, suffix: str, under: str | None = None) -> Iterator[tuple
     try:
         results = FileSystems.match([pattern])
     except Exception as exc:  # noqa: BLE001 - Beam wraps every backend's error in its own
-        if "No files found" in str(exc) or "not found" in str(exc).lower():
+        if "No files found" in str(exc):  # an empty prefix; a missing bucket or no access is an error
             return
         raise LakeError(f"cannot list {prefix}: {exc}") from exc
     for result in results:

@@ -304,10 +304,13 @@ class Relay:
                              type(error).__name__, _short(error))
         dead_lettered = self._write_dead_letters(rejected)
         settlement = plan.settle(batch, confirmed + dead_lettered)
-        self._delete(settlement.delete)
-        if settlement.release:
-            self._release(settlement.release)
-        self.stats.add(relayed=len(confirmed), dead_lettered=len(dead_lettered), released=len(settlement.release))
+        try:
+            self._delete(settlement.delete)  # may raise: what it leaves comes back after the visibility timeout
+        finally:  # the failed publishes still get their planned backoff, and the stats stay true
+            if settlement.release:
+                self._release(settlement.release)
+            self.stats.add(relayed=len(confirmed), dead_lettered=len(dead_lettered),
+                           released=len(settlement.release))
 
     def _publish(self, request: list[Outgoing]) -> tuple[list[str], list[Rejected], Exception | None]:
         """Publish one request; on a permanent refusal, each message alone (to find the culprit)."""

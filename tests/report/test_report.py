@@ -352,3 +352,15 @@ def test_a_file_replaced_while_the_report_reads_is_read_anew(tmp_path: Path) -> 
     table, files = read_partition_fresh(str(tmp_path / "events"), ("2026-01-01", "logged_in"), stale)
     assert table.num_rows == 7 and sorted(table.column("event_id").to_pylist()) == [f"e{i}" for i in range(7)]
     assert [f.path.rsplit("/", 1)[1] for f in files] == ["part-compacted.parquet"]
+
+
+@pytest.mark.slow
+def test_a_missing_bucket_is_an_error_not_an_empty_lake(gcs_emulator: Any, anonymous_gcs: None, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # A typo in the bucket (or no access to it) must not read as "no events": the operator
+    # would take a healthy-looking empty report for a quiet day.
+    missing = f"no-such-bucket-{uuid.uuid4().hex[:8]}"
+    code = cli_main(["report", f"--output=gs://{missing}/events", f"--html={tmp_path / 'r.html'}"])
+    assert code == 1
+    assert missing in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
