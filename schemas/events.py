@@ -114,9 +114,10 @@ _new_tuple = tuple.__new__
 class Row(_RowFields):
     """One normalized event: the file columns of FILE_SCHEMA, then its event_name.
 
-    Code that may meet a row encoded before it was a Row (a streaming job updated in place
-    keeps its buffered elements, which come back as plain tuples of the same layout) reads
-    it by position (``pipeline.core.rows.COLUMN_INDEX``), which works for both.
+    Rows are read by position (``pipeline.core.rows.COLUMN_INDEX``), so a plain tuple of the
+    same layout reads the same. Tuples of an older, shorter layout do not: a schema change is
+    deployed by draining the streaming job and starting a new one, never by an in-place update
+    (README, "Updating an existing BigQuery table after a schema change").
     """
 
     __slots__ = ()
