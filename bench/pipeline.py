@@ -175,6 +175,7 @@ def child_pipeline(source: str, jwks: str, out: str, runner_args: list[str]) -> 
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.main import build_pipeline, summarize_metrics
+    from pipeline.workers import close_shared_pool
 
     options = PipelineOptions([
         *runner_args, f"--input_files={source}", f"--jwks_url={jwks}",
@@ -185,6 +186,7 @@ def child_pipeline(source: str, jwks: str, out: str, runner_args: list[str]) -> 
     build_pipeline(p, options)
     result = p.run()
     result.wait_until_finish()
+    close_shared_pool()  # as `canvas-events run` does; its workers' CPU then counts among the children's
     return {"seconds": time.monotonic() - started, "cpu_seconds": _cpu_seconds() - cpu,
             "peak_rss_mb": _peak_rss_mb(), "counters": summarize_metrics(result)}
 

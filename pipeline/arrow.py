@@ -18,12 +18,16 @@ from pipeline.core.identity import dedupe_key
 from pipeline.core.rows import COLUMN_INDEX
 from schemas.events import FILE_SCHEMA, Row
 
-COMPRESSION = "zstd"  # BigQuery external tables and DuckDB read zstd Parquet
+COMPRESSION = "zstd"  # BigQuery external tables and DuckDB read zstd and snappy Parquet
+# Below LARGE_FILE_ROWS rows (a streaming window's or a replay's few rows of one partition),
+# zstd's per-column setup was over a third of the encode time for about 10 % fewer bytes
+# than snappy; compaction rewrites such files as large zstd ones anyway.
+SMALL_FILE_COMPRESSION = "snappy"
 # Free-text columns: min/max statistics on them prune nothing and, at these sizes, were
 # about a sixth of a small file's bytes. Every other column keeps its statistics.
 UNSTATISTICAL_COLUMNS = frozenset({"body", "metadata", "url", "referrer", "user_agent"})
 MAX_ROWS_PER_FILE = 100_000
-DICTIONARY_MIN_ROWS = 1_000
+LARGE_FILE_ROWS = 1_000
 
 _FILE_WIDTH = len(FILE_SCHEMA)
 # Rows are read by position (see schemas.events.Row).
@@ -57,13 +61,17 @@ def rows_to_table(rows: Sequence[Row]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=FILE_SCHEMA)
 
 
-def table_to_parquet_bytes(table: pa.Table, compression: str = COMPRESSION,
+def table_to_parquet_bytes(table: pa.Table, compression: str | None = None,
                            row_group_size: int | None = None) -> bytes:
+    """Parquet bytes of a file table; ``compression`` by default: zstd from LARGE_FILE_ROWS rows, snappy below."""
+    large = table.num_rows >= LARGE_FILE_ROWS
+    if compression is None:
+        compression = COMPRESSION if large else SMALL_FILE_COMPRESSION
     sink = pa.BufferOutputStream()
     statistics = [name for name in table.schema.names if name not in UNSTATISTICAL_COLUMNS]
     # Dictionaries pay off over many rows; in a streaming window's few rows they cost CPU and bytes.
     pq.write_table(table, sink, compression=compression, write_statistics=statistics,
-                   row_group_size=row_group_size, use_dictionary=table.num_rows >= DICTIONARY_MIN_ROWS)
+                   row_group_size=row_group_size, use_dictionary=large)
     return sink.getvalue().to_pybytes()
 
 
@@ -100,27 +108,91 @@ def dedupe_rows(rows: Iterable[Row]) -> tuple[list[Row], int]:
     return sorted_rows(best.values()), count - len(best)
 
 
-def dedupe_table(table: pa.Table) -> tuple[pa.Table, int]:
+def dedupe_table(table: pa.Table, within: Sequence[str] = ()) -> tuple[pa.Table, int]:
     """One row per dedupe key, the copy received first; returns (rows, duplicates dropped).
 
     "First" is the smallest ``received_at`` (unknown last); copies received at the same
     moment (one replay stamps every line alike) are told apart by ``kid`` and then by
     their position, so the choice does not depend on the order files were listed in when
     the copies are equal. The rows come back sorted by (event_time, event_id), which
-    makes row-group statistics on event_time prune.
+    makes row-group statistics on event_time prune. ``within``: extra columns that group
+    the rows first (keys repeat freely across groups); the result is then sorted by those
+    columns, then (event_time, event_id).
     """
     count = table.num_rows
     if count == 0:
         return table, 0
     received = pc.fill_null(table["received_at"].cast(pa.int64()), _UNKNOWN_LAST)
-    keyed = pa.table({"k": dedupe_keys(table), "r": received, "kid": pc.fill_null(table["kid"], "")})
+    keyed = pa.table({"k": dedupe_keys(table), "r": received, "kid": pc.fill_null(table["kid"], ""),
+                      **{f"g{i}": table[name] for i, name in enumerate(within)}})
     order = pc.sort_indices(keyed, sort_keys=[("r", "ascending"), ("kid", "ascending")])
-    in_order = pa.table({"k": keyed["k"].take(order), "i": pa.array(range(count), pa.int64())})
-    firsts = in_order.group_by("k", use_threads=False).aggregate([("i", "min")])["i_min"]
+    groups = [f"g{i}" for i in range(len(within))]
+    in_order = keyed.select(groups + ["k"]).take(order).append_column("i", pa.array(range(count), pa.int64()))
+    firsts = in_order.group_by(groups + ["k"], use_threads=False).aggregate([("i", "min")])["i_min"]
     kept = table.take(order.take(firsts))
-    kept = kept.take(pc.sort_indices(kept, sort_keys=[("event_time", "ascending"), ("event_id", "ascending")]))
+    sort_keys = [(name, "ascending") for name in within] + [("event_time", "ascending"), ("event_id", "ascending")]
+    kept = kept.take(pc.sort_indices(kept, sort_keys=sort_keys))
     return kept, count - kept.num_rows
 
 
-def rows_to_parquet_bytes(rows: Sequence[Row], compression: str = COMPRESSION) -> bytes:
+def rows_to_parquet_bytes(rows: Sequence[Row], compression: str | None = None) -> bytes:
     return table_to_parquet_bytes(rows_to_table(rows), compression)
+
+
+# A batch of rows on its way to the writer: the file columns plus where each row goes.
+PARTITION_COLUMN, WINDOW_COLUMN = "_partition", "_window_start"
+KEYED_SCHEMA = FILE_SCHEMA.append(pa.field(PARTITION_COLUMN, pa.string())).append(pa.field(WINDOW_COLUMN, pa.int64()))
+
+
+def rows_to_keyed_table(rows: Sequence[Row], partitions: Sequence[str], window_starts: Sequence[int]) -> pa.Table:
+    """``rows_to_table`` plus each row's partition path and arrival window start (micros)."""
+    table = rows_to_table(rows)
+    return pa.Table.from_arrays(
+        table.columns + [pa.array(partitions, pa.string()), pa.array(window_starts, pa.int64())],
+        schema=KEYED_SCHEMA)
+
+
+def split_deduped(tables: Sequence[pa.Table]) -> tuple[list[tuple[tuple[str, int], pa.Table]], int]:
+    """Keyed tables -> one table of file columns per (partition, window start), each with one
+    row per dedupe key (``dedupe_table`` within the key) sorted by (event_time, event_id),
+    and the copies dropped. One Arrow pass for every partition together; each partition is a
+    zero-copy slice (converting or deduplicating thousands of small groups one by one costs
+    a fixed price per column per group, several times the rows' own)."""
+    whole = pa.concat_tables(tables) if len(tables) != 1 else tables[0]
+    kept, dropped = dedupe_table(whole, within=(PARTITION_COLUMN, WINDOW_COLUMN))
+    partitions = kept[PARTITION_COLUMN].to_pylist()
+    windows = kept[WINDOW_COLUMN].to_pylist()
+    files = kept.select(FILE_SCHEMA.names).combine_chunks()  # slices of one chunk each: one batch each
+    out: list[tuple[tuple[str, int], pa.Table]] = []
+    first = 0
+    for i in range(1, len(partitions) + 1):
+        if i == len(partitions) or partitions[i] != partitions[first] or windows[i] != windows[first]:
+            out.append(((partitions[first], windows[first]), files.slice(first, i - first)))
+            first = i
+    return out, dropped
+
+
+def merge_deduped(tables: Sequence[pa.Table]) -> tuple[pa.Table, int]:
+    """Tables that are each already deduplicated and sorted (``deduped_tables``) -> one table
+    with one row per dedupe key (``dedupe_table``) and the copies dropped. A single table is
+    returned as it is: nothing to merge."""
+    if len(tables) == 1:
+        return tables[0], 0
+    return dedupe_table(pa.concat_tables(tables))
+
+
+def table_to_ipc(table: pa.Table) -> bytes:
+    """A table as one Arrow IPC record batch without its schema (``FILE_SCHEMA`` or
+    ``KEYED_SCHEMA``, known to both sides): how rows cross a shuffle or a process boundary,
+    with no per-row pickling."""
+    batches = table.to_batches()
+    if len(batches) > 1:
+        batches = table.combine_chunks().to_batches()
+    return batches[0].serialize().to_pybytes() if batches else b""
+
+
+def ipc_to_table(data: bytes, schema: pa.Schema = FILE_SCHEMA) -> pa.Table:
+    """``table_to_ipc`` reversed."""
+    if not data:
+        return schema.empty_table()
+    return pa.Table.from_batches([pa.ipc.read_record_batch(pa.py_buffer(data), schema)])

@@ -122,7 +122,7 @@ def _read_local_at_once(paths: list[str]) -> list[pa.Table] | None:
 
 
 def _write_atomically(path: str, data: bytes) -> None:
-    from pipeline.transforms.write import write_atomically
+    from pipeline.workers import write_atomically
     write_atomically(path, data)
 
 

@@ -2,8 +2,8 @@
 
     Read -> VerifyAndDecode -> NormalizeEvents -> DedupeEvents -> WindowByArrival
          -> WritePartitionedParquet                                     (streaming)
-    Read -> VerifyAndDecode -> NormalizeEvents
-         -> WriteDedupedPartitions (group by partition, dedupe, write)  (batch)
+    Read -> DecodeToPartitions (VerifyAndDecode, NormalizeEvents and a batch per
+         partition, fused) -> WriteDedupedPartitions (group by partition, dedupe, write)  (batch)
     (each stage's dead_letter output) -> FlattenDeadLetters -> WindowDeadLetters -> WriteDeadLetters
 
 Entry points: ``python -m pipeline.main [options]`` and ``canvas-events run [options]``
@@ -32,6 +32,7 @@ from pipeline.options import (
     is_streaming,
     preflight,
     preflight_io,
+    replay_processes,
     verifier_settings,
 )
 from pipeline.transforms.common import DEAD_LETTER, METRICS_NAMESPACE, REJECTED_PREFIX
@@ -47,7 +48,9 @@ from pipeline.transforms.normalize import NormalizeEvents
 from pipeline.transforms.read import ReadDeliveryFiles, ReadPubSubDeliveries
 from pipeline.transforms.verify import VerifyAndDecode
 from pipeline.transforms.window import WindowByArrival
-from pipeline.transforms.write import WriteDeadLetters, WriteDedupedPartitions, WritePartitionedParquet
+from pipeline.transforms.replay import BATCHES, DecodeToPartitions
+from pipeline.workers import close_shared_pool
+from pipeline.transforms.write import WriteBatchedPartitions, WriteDeadLetters, WritePartitionedParquet
 
 __all__ = ["build_pipeline", "run", "preflight", "summarize_metrics"]
 
@@ -69,9 +72,10 @@ def build_pipeline(
 ) -> dict[str, PCollection]:
     """Add the whole graph to ``p``; return its PCollections for tests.
 
-    Keys: ``deliveries``, ``events``, ``rows`` (``schemas.events.Row``, global window; after dedupe in
-    streaming, before it in batch, where the writer dedupes;
-    ``pipeline.core.rows.row_dict`` gives a dict),
+    Keys: ``deliveries``, ``events``, ``rows`` (streaming: ``schemas.events.Row`` after dedupe,
+    global window, ``pipeline.core.rows.row_dict`` gives a dict; batch: both are the
+    ``((partition, start, end), Arrow IPC)`` batches of ``DecodeToPartitions``, which the
+    writer merges and dedupes),
     ``dead_letters`` (records, flattened), ``files`` (Parquet paths written) and
     ``dead_letter_files``. ``deliveries`` replaces the source (tests feed a TestStream of
     ``Delivery``, already timestamped); ``arrival`` fixes the stamp of a file replay.
@@ -83,24 +87,31 @@ def build_pipeline(
                 o.input_subscription, stamped_on_pull=ack_ledger is not None)
         else:
             deliveries = p | "ReadFiles" >> ReadDeliveryFiles(o.input_files, arrival)
-    decoded = deliveries | "VerifyAndDecode" >> VerifyAndDecode(
-        verifier_settings(options), allow_unsigned=o.allow_unsigned is True)
-    normalized = decoded.events | "NormalizeEvents" >> NormalizeEvents(o.pii, o.pii_salt)
-    if normalized.rows.is_bounded:
-        # Batch: one shuffle groups by partition, drops repeated dedupe keys and writes.
-        rows = normalized.rows
-        files = rows | "WriteDedupedPartitions" >> WriteDedupedPartitions(o.output, o.window_seconds)
+    if deliveries.is_bounded:
+        processes = replay_processes(options)
+        # Batch: verify, decode, normalize and batch per partition in one step, then one
+        # shuffle groups by partition, drops repeated dedupe keys and writes.
+        decoded = deliveries | "DecodeToPartitions" >> DecodeToPartitions(
+            verifier_settings(options), allow_unsigned=o.allow_unsigned is True,
+            window_seconds=o.window_seconds, pii=o.pii, pii_salt=o.pii_salt, processes=processes)
+        events = rows = decoded[BATCHES]
+        files = rows | "WriteDedupedPartitions" >> WriteBatchedPartitions(o.output, processes=processes)
+        dead_letters = decoded[DEAD_LETTER]
     else:
+        decoded = deliveries | "VerifyAndDecode" >> VerifyAndDecode(
+            verifier_settings(options), allow_unsigned=o.allow_unsigned is True)
+        events = decoded.events
+        normalized = events | "NormalizeEvents" >> NormalizeEvents(o.pii, o.pii_salt)
         rows = normalized.rows | "DedupeEvents" >> DedupeEvents(o.dedupe_ttl_seconds)
         files = (
             rows
             | "WindowRows" >> WindowByArrival(o.window_seconds)
             | "WritePartitionedParquet" >> WritePartitionedParquet(o.output)
         )
-    dead_letters = (
-        (decoded[DEAD_LETTER], normalized[DEAD_LETTER])
-        | "FlattenDeadLetters" >> beam.Flatten()
-    )
+        dead_letters = (
+            (decoded[DEAD_LETTER], normalized[DEAD_LETTER])
+            | "FlattenDeadLetters" >> beam.Flatten()
+        )
     dead_letter_files = (
         dead_letters
         | "WindowDeadLetters" >> WindowByArrival(o.window_seconds)
@@ -108,7 +119,7 @@ def build_pipeline(
     )
     collections = {
         "deliveries": deliveries,
-        "events": decoded.events,
+        "events": events,
         "rows": rows,
         "dead_letters": dead_letters,
         "files": files,
@@ -209,6 +220,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(f"{PROG}: submitted Dataflow job {job_id}", file=sys.stderr)
         return 0
     state = result.wait_until_finish()
+    close_shared_pool()  # the batch replay's worker processes, if it started them
     if not streaming:
         try:
             print(format_summary(summarize_metrics(result), time.monotonic() - started), file=sys.stderr)

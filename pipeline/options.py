@@ -12,6 +12,7 @@ that need I/O (loading the JWKS, matching the input files) are in ``preflight_io
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -110,6 +111,12 @@ class CanvasEventsOptions(PipelineOptions):
             "--pii", default=DEFAULT_PII,
             help=f"What to do with personal fields (login, SIS id, IP, user agent): {'|'.join(PII_MODES)}. "
                  f"Default: {DEFAULT_PII}.")
+        group.add_argument(
+            "--replay_processes", type=_int, default=0,
+            help="Batch replays on a local runner (DirectRunner): processes that verify and normalize "
+                 "deliveries side by side once a replay passes a few thousand deliveries; 0 = one per CPU "
+                 "core, 1 = all in the runner's own process. Ignored on Dataflow, which already runs a "
+                 "worker process per core. Default: 0.")
         group.add_argument(
             "--pii_salt", default=None,
             help="Secret salt for --pii=hash (required with it), so hashes cannot be reversed by lookup. "
@@ -231,6 +238,8 @@ def preflight(options: PipelineOptions) -> list[str]:
 
     _positive_int("window_seconds", o.window_seconds, errors)
     _positive_int("dedupe_ttl_seconds", o.dedupe_ttl_seconds, errors)
+    if not isinstance(o.replay_processes, int) or o.replay_processes < 0:
+        errors.append(f"--replay_processes must be 0 (one per core) or a positive integer, got {o.replay_processes!r}")
 
     job = options.view_as(CompactOptions).job
     if job not in JOBS:
@@ -277,6 +286,23 @@ def verifier_settings(options: PipelineOptions) -> VerifierSettings:
     o = options.view_as(CanvasEventsOptions)
     return VerifierSettings(
         sources=parse_sources(o.jwks_url), issuer=o.jwt_issuer or None, verify_exp=o.allow_expired_tokens is not True)
+
+
+def replay_processes(options: PipelineOptions) -> int:
+    """Processes a batch replay verifies and normalizes in: ``--replay_processes`` on a local
+    runner (0: one per CPU core, 1 when the local runner already runs several workers),
+    always 1 (in the worker's own process) on any other runner."""
+    from pipeline.transforms.held_acks import is_local_runner
+
+    runner = str(options.view_as(StandardOptions).runner or "DirectRunner")
+    if not is_local_runner(runner):
+        return 1
+    wanted = options.view_as(CanvasEventsOptions).replay_processes
+    if wanted:
+        return wanted
+    if (options.get_all_options().get("direct_num_workers") or 1) > 1:
+        return 1
+    return max(1, os.cpu_count() or 1)
 
 
 def is_streaming(options: PipelineOptions) -> bool:

@@ -53,6 +53,10 @@ class EventError(Exception):
         self.message = message
         self.item = item
 
+    def __reduce__(self) -> tuple:
+        # Picklable with its fields (Exception's default would call EventError(message)).
+        return (EventError, (self.error_type, self.message, self.item))
+
     def __repr__(self) -> str:
         item = "" if self.item is None else f", item={self.item}"
         return f"EventError({self.error_type!r}, {self.message!r}{item})"

@@ -15,11 +15,12 @@ import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
 from pipeline.core.errors import EventError
+from pipeline.core.ingest import NORMALIZE_STAGE
 from pipeline.core.normalize import normalize
 from pipeline.core.pii import apply_pii, pii_setting_problem
 from pipeline.transforms.common import DEAD_LETTER, PendingEvent, RejectCounters, counter, dead_letter_for
 
-STAGE = "NormalizeEvents"
+STAGE = NORMALIZE_STAGE
 
 
 class _NormalizeFn(beam.DoFn):

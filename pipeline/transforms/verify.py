@@ -15,10 +15,11 @@ from apache_beam.pvalue import TaggedOutput
 from pipeline.contract import VerifierSettings
 from pipeline.core.decode import DEFAULT_MAX_BYTES, decode_delivery
 from pipeline.core.errors import EventError
+from pipeline.core.ingest import VERIFY_STAGE
 from pipeline.jwks_fetch import build_verifier
 from pipeline.transforms.common import DEAD_LETTER, Delivery, PendingEvent, RejectCounters, counter, dead_letter_for
 
-STAGE = "VerifyAndDecode"
+STAGE = VERIFY_STAGE
 
 
 class _VerifyAndDecodeFn(beam.DoFn):

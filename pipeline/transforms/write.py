@@ -17,50 +17,50 @@ general trigger machinery for every element, for the same single on-time pane pe
 """
 from __future__ import annotations
 
+import os
 import time
-import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Iterator, Tuple
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import window
 
 from pipeline.deadletter import encode_records
-from pipeline.arrow import MAX_ROWS_PER_FILE, dedupe_rows, rows_to_parquet_bytes, shard, sorted_rows
+from pipeline.arrow import (
+    MAX_ROWS_PER_FILE,
+    rows_to_keyed_table,
+    split_deduped,
+    rows_to_parquet_bytes,
+    shard,
+    sorted_rows,
+    table_to_ipc,
+)
 from pipeline.core.partition import partition_path
 from pipeline.core.rows import COLUMN_INDEX
-from pipeline.filenames import new_run_id, part_file_name, temp_name_for, window_date
+from pipeline.filenames import new_run_id, part_file_name, window_date
+from pipeline.workers import shared_pool, write_atomically, write_partition
 from pipeline.transforms.common import METRICS_NAMESPACE, counter
 from schemas.events import Row
 
-BATCH_ROWS = 20_000  # rows per partition buffered in one bundle before they are handed on
-WRITE_THREADS = 4
+FLUSH_ROWS = 50_000  # rows buffered in one bundle before they are handed on to the shuffle
+POOL_AFTER_PARTITIONS = 200  # partitions a bundle writes from threads before it uses the process pool
+REMOTE_WRITE_THREADS = 16  # object writes to gs:// take tens of ms each: overlap many
+
+
+def write_threads(output: str) -> int:
+    """Threads that encode and write partition files: enough to overlap object-store round
+    trips for gs://; one per core for a local disk, where the encode is the cost and more
+    threads only fight over the interpreter."""
+    return REMOTE_WRITE_THREADS if "://" in output else max(1, os.cpu_count() or 1)
 
 DEAD_LETTER_DIR_PREFIX = "arrival_date="
 # Beam distribution: received_at -> its file written, per row, in milliseconds (Cloud
 # Monitoring dashboard in monitoring/; Dataflow exports it as a user counter).
 LATENCY_METRIC = "received_to_written_ms"
 _RECEIVED_AT = COLUMN_INDEX["received_at"]  # by position: see schemas.events.Row
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a dot-prefixed temp file in the same directory + rename."""
-    directory, name = FileSystems.split(path)
-    temp = FileSystems.join(directory, temp_name_for(name, uuid.uuid4().hex[:12]))
-    try:
-        with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-            handle.write(data)
-        FileSystems.rename([temp], [path])
-    except BaseException:
-        try:
-            if FileSystems.exists(temp):
-                FileSystems.delete([temp])
-        except Exception:  # noqa: BLE001 - the original error is the one to raise
-            pass
-        raise
 
 
 WindowKey = Tuple[str, int, int]  # (what is grouped, window start micros, window end micros)
@@ -81,11 +81,12 @@ class _GroupPerWindow(beam.PTransform):
         return keyed | "Group" >> beam.GroupByKey()
 
 
-def record_latency(latency: Any, rows: Iterable[Row], written_micros: int) -> None:
-    """Update the ``LATENCY_METRIC`` distribution with each row's received_at -> written time."""
-    for row in rows:
-        if row[_RECEIVED_AT] is not None:
-            latency.update((written_micros - row[_RECEIVED_AT]) // 1000)
+def record_latency(latency: Any, received: Iterable[int | None], written_micros: int) -> None:
+    """Update the ``LATENCY_METRIC`` distribution with each row's received_at -> written time
+    (``received``: the rows' received_at in microseconds, None when unknown)."""
+    for micros in received:
+        if micros is not None:
+            latency.update((written_micros - micros) // 1000)
 
 
 class _WriteParquetFn(beam.DoFn):
@@ -108,7 +109,7 @@ class _WriteParquetFn(beam.DoFn):
             write_atomically(path, rows_to_parquet_bytes(chunk))
             self._rows_written.inc(len(chunk))
             self._files_written.inc()
-            record_latency(self._latency, chunk, time.time_ns() // 1000)
+            record_latency(self._latency, (row[_RECEIVED_AT] for row in chunk), time.time_ns() // 1000)
             yield path
 
 
@@ -185,86 +186,136 @@ class WriteDeadLetters(beam.PTransform):
         )
 
 
+def window_start(ts_micros: int, window_micros: int) -> int:
+    """Start (micros) of the fixed arrival window of this length holding ``ts_micros``, as
+    WindowByArrival would assign it."""
+    return ts_micros - ts_micros % window_micros
+
+
+def emit_partitions(tables: list[Any], window_micros: int, dropped_counter: Any) -> Iterator[Any]:
+    """Keyed tables (``pipeline.arrow.rows_to_keyed_table``) -> ``((partition, start, end),
+    Arrow IPC)`` per partition and window, each deduplicated (``pipeline.arrow.split_deduped``),
+    in the global window; the copies dropped are counted."""
+    parts, dropped = split_deduped(tables)
+    dropped_counter.inc(dropped)
+    for (partition, start), table in parts:
+        yield window.GlobalWindows.windowed_value(((partition, start, start + window_micros), table_to_ipc(table)))
+
+
 class _BatchPerPartitionFn(beam.DoFn):
-    """Rows (global window, stamped on arrival) -> ``((partition, start, end), [Rows])``, one list per key per bundle (or per BATCH_ROWS rows): the shuffle then moves a
-    few large elements instead of one element per row. (start, end) is the fixed arrival
-    window of ``window_seconds`` the stamp falls in, as WindowByArrival would assign it."""
+    """Rows (global window, stamped on arrival) -> ``((partition, start, end), Arrow IPC bytes)``:
+    per bundle (or per FLUSH_ROWS rows) one deduplicated, sorted table per key (``emit_partitions``),
+    so the shuffle moves one small binary element per partition instead of a pickled row each,
+    and the rows are converted to Arrow once, all partitions together. (start, end) is the
+    fixed arrival window of ``window_seconds`` the stamp falls in."""
 
     def __init__(self, window_seconds: int):
         self._window_micros = window_seconds * 1_000_000
 
+    def setup(self) -> None:
+        self._dropped = counter("duplicates_dropped")
+
     def start_bundle(self) -> None:
-        self._batches: dict[WindowKey, list[Row]] = {}
+        self._rows: list[Row] = []
+        self._partitions: list[str] = []
+        self._starts: list[int] = []
 
     def process(self, row: Row, ts: Any = beam.DoFn.TimestampParam) -> Iterator[Any]:
-        start = ts.micros - ts.micros % self._window_micros
-        key = (partition_path(row), start, start + self._window_micros)
-        batch = self._batches.get(key)
-        if batch is None:
-            batch = self._batches[key] = []
-        batch.append(row)
-        if len(batch) >= BATCH_ROWS:
-            del self._batches[key]
-            yield window.GlobalWindows.windowed_value((key, batch))
+        self._rows.append(row)
+        self._partitions.append(partition_path(row))
+        self._starts.append(window_start(ts.micros, self._window_micros))
+        if len(self._rows) >= FLUSH_ROWS:
+            yield from self.finish_bundle()
 
     def finish_bundle(self) -> Iterator[Any]:
-        for key, batch in self._batches.items():
-            yield window.GlobalWindows.windowed_value((key, batch))
-        self._batches = {}
+        if self._rows:
+            table = rows_to_keyed_table(self._rows, self._partitions, self._starts)
+            self.start_bundle()
+            yield from emit_partitions([table], self._window_micros, self._dropped)
 
 
 class _WriteDedupedFn(beam.DoFn):
-    """Dedupe, encode and write each partition's rows; the encode (Arrow releases the GIL)
-    and the object writes (tens of ms each on GCS) of several partitions overlap in a few
-    threads, so thousands of small partition files are not written one after another."""
+    """Merge each partition's batches, then encode and write it (``pipeline.workers.write_partition``:
+    copies that came in different bundles are dropped there). Several partitions are in
+    flight at once: in threads for gs:// (each object write takes tens of ms), in the shared
+    pool of processes on a local runner writing to a local disk once a bundle holds more than
+    POOL_AFTER_PARTITIONS partitions (the encode is the cost there, and threads fought over
+    the interpreter), else in one thread per core."""
 
-    def __init__(self, output: str, max_rows_per_file: int, run_id: str, threads: int = WRITE_THREADS):
+    def __init__(self, output: str, max_rows_per_file: int, run_id: str, processes: int = 1,
+                 threads: int | None = None):
         self._output = output
         self._max_rows = max_rows_per_file
         self._run_id = run_id
-        self._threads = threads
+        self._processes = processes if "://" not in output else 1
+        self._threads = threads or write_threads(output)
 
     def setup(self) -> None:
         self._rows_written = counter("rows_written")
         self._files_written = counter("files_written")
         self._dropped = counter("duplicates_dropped")
         self._latency = Metrics.distribution(METRICS_NAMESPACE, LATENCY_METRIC)
-        self._pool = ThreadPoolExecutor(max_workers=self._threads)
+        self._threads_pool = ThreadPoolExecutor(max_workers=self._threads)
 
     def teardown(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._threads_pool.shutdown(wait=True)
 
     def start_bundle(self) -> None:
-        self._pending: list[Future] = []
-
-    def _write(self, partition: str, start: int, end: int,
-               rows: list[Row]) -> list[tuple[str, list[Row], int]]:
-        directory = FileSystems.join(self._output, partition)
-        written = []
-        for index, chunk in enumerate(shard(rows, self._max_rows)):
-            path = FileSystems.join(directory, part_file_name(start, end, 0, index, run_id=self._run_id))
-            write_atomically(path, rows_to_parquet_bytes(chunk))
-            written.append((path, chunk, time.time_ns() // 1000))
-        return written
+        self._pending: deque = deque()
+        self._seen = 0
+        self._executor: Any = self._threads_pool
+        self._in_flight = 2 * self._threads
 
     def _collect(self, keep: int) -> Iterator[Any]:
         # Metrics are updated here, on the bundle's thread (a metrics container is per thread).
         while len(self._pending) > keep:
-            for path, chunk, written_micros in self._pending.pop(0).result():  # a write error raises: retried
-                self._rows_written.inc(len(chunk))
+            written = self._pending.popleft().result()  # a write error raises: the bundle is retried
+            self._dropped.inc(written.dropped)
+            for file in written.files:
+                self._rows_written.inc(file.rows)
                 self._files_written.inc()
-                record_latency(self._latency, chunk, written_micros)
-                yield window.GlobalWindows.windowed_value(path)
+                record_latency(self._latency, file.received, file.written_micros)
+                yield window.GlobalWindows.windowed_value(file.path)
 
-    def process(self, keyed: tuple[WindowKey, Iterable[list[Row]]]) -> Iterator[Any]:
-        (partition, start, end), batches = keyed
-        rows, dropped = dedupe_rows(row for batch in batches for row in batch)
-        self._dropped.inc(dropped)
-        self._pending.append(self._pool.submit(self._write, partition, start, end, rows))
-        yield from self._collect(keep=2 * self._threads)
+    def process(self, keyed: tuple[WindowKey, Iterable[bytes]]) -> Iterator[Any]:
+        (partition, start, end), encoded = keyed
+        self._seen += 1
+        if self._seen == POOL_AFTER_PARTITIONS + 1 and self._processes > 1:
+            self._executor, self._in_flight = shared_pool(self._processes), 4 * self._processes
+        self._pending.append(self._executor.submit(
+            write_partition, self._output, partition, start, end, self._run_id, self._max_rows, list(encoded)))
+        yield from self._collect(keep=self._in_flight)
 
     def finish_bundle(self) -> Iterator[Any]:
         yield from self._collect(keep=0)
+
+
+class WriteBatchedPartitions(beam.PTransform):
+    """``((partition, start, end), Arrow IPC of deduplicated rows)`` (``_BatchPerPartitionFn``,
+    ``pipeline.transforms.replay.DecodeToPartitions``) -> Parquet files
+    ``{output}/event_date=D/event_name=N/part-<start>-<end>-p0-s<shard>-<run>.parquet``.
+
+    One shuffle groups each partition's batches; copies that came in different batches are
+    dropped by the same rule (``pipeline.arrow.merge_deduped`` = ``dedupe_table``, which
+    compaction uses: the first-received copy kept) and counted (``duplicates_dropped``).
+    Output: the paths written.
+    """
+
+    def __init__(self, output: str, max_rows_per_file: int = MAX_ROWS_PER_FILE, run_id: str | None = None,
+                 processes: int = 1):
+        super().__init__()
+        self.output = output
+        self.max_rows_per_file = max_rows_per_file
+        self.run_id = run_id or new_run_id()  # fixed here, when the graph is built
+        self.processes = processes
+
+    def expand(self, batches: beam.PCollection) -> beam.PCollection:
+        return (
+            batches
+            | "GroupByPartition" >> beam.GroupByKey()
+            | "DedupeAndWrite" >> beam.ParDo(
+                _WriteDedupedFn(self.output, self.max_rows_per_file, self.run_id, self.processes))
+        )
 
 
 class WriteDedupedPartitions(beam.PTransform):
@@ -272,12 +323,13 @@ class WriteDedupedPartitions(beam.PTransform):
     ``{output}/event_date=D/event_name=N/part-<start>-<end>-p0-s<shard>-<run>.parquet``.
 
     "Group by partition, drop repeated dedupe keys, write": the rule is compaction's
-    (``pipeline.arrow.dedupe_rows`` = ``dedupe_table`` on Rows: first-received copy kept).
-    In batch every copy of an event lands in the same partition (it comes from the event)
-    and the same window (a replay stamps every line with one arrival time), so this one
-    shuffle replaces a dedupe shuffle per event plus a write shuffle per row. Streaming keeps
-    ``DedupeEvents`` (state across windows) and ``WritePartitionedParquet``. Dropped copies
-    are counted (``duplicates_dropped``). Output: the paths written.
+    (``pipeline.arrow.dedupe_rows`` within a bundle, ``dedupe_table`` across bundles: the
+    first-received copy kept). In batch every copy of an event lands in the same partition
+    (it comes from the event) and the same window (a replay stamps every line with one
+    arrival time), so this one shuffle replaces a dedupe shuffle per event plus a write
+    shuffle per row. Streaming keeps ``DedupeEvents`` (state across windows) and
+    ``WritePartitionedParquet``. The batch pipeline runs the batching step fused into
+    ``DecodeToPartitions`` and then ``WriteBatchedPartitions``. Output: the paths written.
     """
 
     def __init__(self, output: str, window_seconds: int, max_rows_per_file: int = MAX_ROWS_PER_FILE,
@@ -285,10 +337,8 @@ class WriteDedupedPartitions(beam.PTransform):
         super().__init__()
         if not isinstance(window_seconds, int) or window_seconds <= 0:
             raise ValueError(f"window_seconds must be a positive int, got {window_seconds!r}")
-        self.output = output
         self.window_seconds = window_seconds
-        self.max_rows_per_file = max_rows_per_file
-        self.run_id = run_id or new_run_id()  # fixed here, when the graph is built
+        self.write = WriteBatchedPartitions(output, max_rows_per_file, run_id)
 
     def expand(self, rows: beam.PCollection) -> beam.PCollection:
         if not rows.is_bounded:
@@ -296,7 +346,6 @@ class WriteDedupedPartitions(beam.PTransform):
         return (
             rows
             | "BatchPerPartition" >> beam.ParDo(_BatchPerPartitionFn(self.window_seconds))
-            .with_output_types(Tuple[WindowKey, Any])
-            | "GroupByPartition" >> beam.GroupByKey()
-            | "DedupeAndWrite" >> beam.ParDo(_WriteDedupedFn(self.output, self.max_rows_per_file, self.run_id))
+            .with_output_types(Tuple[WindowKey, bytes])
+            | "Write" >> self.write
         )

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.arrow import UNSTATISTICAL_COLUMNS, rows_to_parquet_bytes, shard, sorted_rows
+from pipeline.arrow import LARGE_FILE_ROWS, UNSTATISTICAL_COLUMNS, rows_to_parquet_bytes, shard, sorted_rows
 from pipeline.core.decode import decode_delivery
 from pipeline.core.errors import EventError
 from pipeline.core.identity import dedupe_key
@@ -78,10 +78,21 @@ def test_corpus_rows_round_trip_through_parquet() -> None:
     metadata = pq.ParquetFile(io.BytesIO(data)).metadata
     columns = {metadata.row_group(0).column(i).path_in_schema: metadata.row_group(0).column(i)
                for i in range(metadata.num_columns)}
-    assert {c.compression for c in columns.values()} == {"ZSTD"}
+    assert {c.compression for c in columns.values()} == {"SNAPPY"}  # a small file
     assert columns["event_time"].statistics.min == min(r["event_time"] for r in rows)
     assert all(not columns[name].is_stats_set for name in UNSTATISTICAL_COLUMNS)
     assert pq.read_table(io.BytesIO(rows_to_parquet_bytes([]))).num_rows == 0
+
+
+def test_large_files_are_zstd_with_dictionaries() -> None:
+    rows = [row_of(r) for r in _rows()]
+    many = (rows * (LARGE_FILE_ROWS // len(rows) + 1))[:LARGE_FILE_ROWS]
+    metadata = pq.ParquetFile(io.BytesIO(rows_to_parquet_bytes(many))).metadata
+    column = metadata.row_group(0).column(FILE_SCHEMA.names.index("event_id"))
+    assert (metadata.num_rows, column.compression) == (LARGE_FILE_ROWS, "ZSTD")
+    assert "RLE_DICTIONARY" in column.encodings
+    small = pq.ParquetFile(io.BytesIO(rows_to_parquet_bytes(many[:-1]))).metadata.row_group(0).column(0)
+    assert small.compression == "SNAPPY" and "RLE_DICTIONARY" not in small.encodings
 
 
 @pytest.mark.parametrize("change,error_type", [
