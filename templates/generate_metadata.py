@@ -97,6 +97,9 @@ PRESENTATION: dict[str, Presentation] = {
     "pii": Presentation(
         "Personal fields: keep, hash or drop", "ENUM", True,
         ("^(" + "|".join(PII_MODES) + ")$",), "hash", "encrypt"),
+    "replay_processes": Presentation(
+        "Local batch replays: worker processes (0 = one per core)", "NUMBER", True,
+        (r"^[0-9]+$",), "0", "-1"),
     "pii_salt": Presentation(
         "Salt for pii=hash (secret)", "TEXT", True,
         (r"^\S{16,}$",), "s3cret-salt-0123456789", "short"),

@@ -141,3 +141,38 @@ def test_dedupe_rows_keeps_what_dedupe_table_keeps() -> None:
     assert dropped_rows == dropped_table == len(rows) - len(kept_rows)
     ids = lambda table_rows: sorted(r["user_agent"] for r in table_rows)  # noqa: E731
     assert ids(kept_table.to_pylist()) == ids(row_dict(r) for r in kept_rows)
+
+
+def test_split_deduped_is_dedupe_rows_per_partition_and_window() -> None:
+    """The batch replay's one Arrow pass over many partitions keeps, per (partition, window),
+    exactly what the per-partition rule keeps, rows in (event_time, event_id) order; a key that
+    repeats in another partition or window is not a duplicate there."""
+    import random
+
+    from pipeline.arrow import dedupe_rows, rows_to_keyed_table, split_deduped
+    from pipeline.core.partition import partition_path
+
+    rng = random.Random(11)
+    templates = template_rows()
+    rows, partitions, windows = [], [], []
+    for n in range(400):
+        row = list(templates[rng.randrange(60)])
+        row[COLUMN_INDEX["received_at"]] = rng.choice([None, _micros(rng.randrange(24))])
+        row[COLUMN_INDEX["kid"]] = rng.choice([None, "a", "b"])
+        row[COLUMN_INDEX["user_agent"]] = f"copy {n}"
+        rows.append(Row(*row))
+        partitions.append(partition_path(rows[-1]) if n % 7 else "event_date=2000-01-01/event_name=elsewhere")
+        windows.append(rng.choice([0, 300_000_000]))
+    half = len(rows) // 2  # two batches, as two chunks of a bundle arrive
+    tables = [rows_to_keyed_table(rows[:half], partitions[:half], windows[:half]),
+              rows_to_keyed_table(rows[half:], partitions[half:], windows[half:])]
+    parts, dropped = split_deduped(tables)
+
+    groups: dict[tuple[str, int], list[Row]] = {}
+    for row, partition, window in zip(rows, partitions, windows):
+        groups.setdefault((partition, window), []).append(row)
+    expected = {key: dedupe_rows(group)[0] for key, group in sorted(groups.items())}
+    assert [key for key, _ in parts] == list(expected)
+    for key, table in parts:
+        assert table.column("user_agent").to_pylist() == [r[COLUMN_INDEX["user_agent"]] for r in expected[key]]
+    assert dropped == len(rows) - sum(len(v) for v in expected.values()) > 0

@@ -74,11 +74,12 @@ def test_dataflow_dry_run_translates_the_graph(tmp_path: Path) -> None:
         assert set(outputs) == {"deliveries", "events", "rows", "dead_letters", "files", "dead_letter_files"}
         pipeline.run()  # dry run: translated and validated, not submitted
         labels = {t.full_label for t in pipeline.transforms_stack[0].parts}
-        assert {"VerifyAndDecode", "NormalizeEvents", "WriteDeadLetters"} <= labels
+        assert "WriteDeadLetters" in labels
         if source.startswith("--input_sub"):
-            assert {"DedupeEvents", "WritePartitionedParquet"} <= labels
-        else:  # batch: one group-by-partition-dedupe-write step instead of two shuffles
-            assert "WriteDedupedPartitions" in labels and "DedupeEvents" not in labels
+            assert {"VerifyAndDecode", "NormalizeEvents", "DedupeEvents", "WritePartitionedParquet"} <= labels
+        else:  # batch: one fused decode step, then one group-by-partition-dedupe-write step
+            assert {"DecodeToPartitions", "WriteDedupedPartitions"} <= labels
+            assert not {"VerifyAndDecode", "NormalizeEvents", "DedupeEvents"} & labels
 
 
 def test_run_with_dataflow_dry_run_returns_0(tmp_path: Path) -> None:

@@ -108,7 +108,7 @@ def test_every_option_help_states_its_default() -> None:
     specs = option_specs()
     assert [s.name for s in specs] == [
         "input_subscription", "input_files", "output", "dead_letter_output", "jwks_url", "allow_unsigned",
-        "jwt_issuer", "allow_expired_tokens", "window_seconds", "dedupe_ttl_seconds", "pii", "pii_salt",
+        "jwt_issuer", "allow_expired_tokens", "window_seconds", "dedupe_ttl_seconds", "pii", "replay_processes", "pii_salt",
         "job", "dates", "older_than_days", "target_file_mb",  # CompactOptions: the template's job=compact
     ]
     for spec in specs:
