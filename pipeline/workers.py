@@ -139,6 +139,14 @@ def write_partition(output: str, partition: str, start: int, end: int, run_id: s
     return PartitionWritten(files, dropped)
 
 
+def write_partitions(output: str, run_id: str, max_rows: int,
+                     partitions: Sequence[tuple[str, int, int, Sequence[bytes]]]) -> list[PartitionWritten]:
+    """``write_partition`` of each (partition, start, end, batches), in order: a pool's task
+    holds several, so the hand-over costs less than a partition's own small file."""
+    return [write_partition(output, partition, start, end, run_id, max_rows, encoded)
+            for partition, start, end, encoded in partitions]
+
+
 # --- the pool -------------------------------------------------------------------------
 
 _verifiers: dict[VerifierSettings, Any] = {}  # in a worker: one verifier per key configuration
@@ -190,4 +198,5 @@ def close_shared_pool() -> None:
 
 
 __all__ = ["BrokenProcessPool", "ChunkOutcome", "FileWritten", "PartitionWritten", "close_shared_pool",
-           "ingest_chunk", "ingest_chunk_in_worker", "shared_pool", "write_atomically", "write_partition"]
+           "ingest_chunk", "ingest_chunk_in_worker", "shared_pool", "write_atomically", "write_partition",
+           "write_partitions"]

@@ -27,6 +27,9 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import window
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.deadletter import encode_records
 from pipeline.arrow import (
@@ -41,12 +44,13 @@ from pipeline.arrow import (
 from pipeline.core.partition import partition_path
 from pipeline.core.rows import COLUMN_INDEX
 from pipeline.filenames import new_run_id, part_file_name, window_date
-from pipeline.workers import shared_pool, write_atomically, write_partition
+from pipeline.workers import shared_pool, write_atomically, write_partitions
 from pipeline.transforms.common import METRICS_NAMESPACE, counter
 from schemas.events import Row
 
 FLUSH_ROWS = 50_000  # rows buffered in one bundle before they are handed on to the shuffle
 POOL_AFTER_PARTITIONS = 200  # partitions a bundle writes from threads before it uses the process pool
+POOL_TASK_PARTITIONS = 16  # partitions handed to a worker process at a time
 REMOTE_WRITE_THREADS = 16  # object writes to gs:// take tens of ms each: overlap many
 
 
@@ -62,6 +66,8 @@ DEAD_LETTER_DIR_PREFIX = "arrival_date="
 LATENCY_METRIC = "received_to_written_ms"
 _RECEIVED_AT = COLUMN_INDEX["received_at"]  # by position: see schemas.events.Row
 
+
+_GLOBAL = (GlobalWindow(),)  # built once: GlobalWindow() parses a proto each time
 
 WindowKey = Tuple[str, int, int]  # (what is grouped, window start micros, window end micros)
 
@@ -265,28 +271,38 @@ class _WriteDedupedFn(beam.DoFn):
         self._seen = 0
         self._executor: Any = self._threads_pool
         self._in_flight = 2 * self._threads
+        self._task: list[tuple[str, int, int, list[bytes]]] = []
+        self._task_size = 1
 
     def _collect(self, keep: int) -> Iterator[Any]:
         # Metrics are updated here, on the bundle's thread (a metrics container is per thread).
         while len(self._pending) > keep:
-            written = self._pending.popleft().result()  # a write error raises: the bundle is retried
-            self._dropped.inc(written.dropped)
-            for file in written.files:
-                self._rows_written.inc(file.rows)
-                self._files_written.inc()
-                record_latency(self._latency, file.received, file.written_micros)
-                yield window.GlobalWindows.windowed_value(file.path)
+            for written in self._pending.popleft().result():  # a write error raises: the bundle is retried
+                self._dropped.inc(written.dropped)
+                for file in written.files:
+                    self._rows_written.inc(file.rows)
+                    self._files_written.inc()
+                    record_latency(self._latency, file.received, file.written_micros)
+                    yield WindowedValue(file.path, MIN_TIMESTAMP, _GLOBAL)
+
+    def _submit(self) -> None:
+        task, self._task = self._task, []
+        self._pending.append(self._executor.submit(write_partitions, self._output, self._run_id, self._max_rows, task))
 
     def process(self, keyed: tuple[WindowKey, Iterable[bytes]]) -> Iterator[Any]:
         (partition, start, end), encoded = keyed
         self._seen += 1
         if self._seen == POOL_AFTER_PARTITIONS + 1 and self._processes > 1:
-            self._executor, self._in_flight = shared_pool(self._processes), 4 * self._processes
-        self._pending.append(self._executor.submit(
-            write_partition, self._output, partition, start, end, self._run_id, self._max_rows, list(encoded)))
-        yield from self._collect(keep=self._in_flight)
+            self._executor, self._in_flight = shared_pool(self._processes), 2 * self._processes
+            self._task_size = POOL_TASK_PARTITIONS
+        self._task.append((partition, start, end, list(encoded)))
+        if len(self._task) >= self._task_size:
+            self._submit()
+            yield from self._collect(keep=self._in_flight)
 
     def finish_bundle(self) -> Iterator[Any]:
+        if self._task:
+            self._submit()
         yield from self._collect(keep=0)
 
 
