@@ -50,8 +50,8 @@ from pipeline.transforms.read import ReadDeliveryFiles, ReadPubSubDeliveries
 from pipeline.transforms.verify import VerifyAndDecode
 from pipeline.transforms.window import WindowByArrival
 from pipeline.transforms.replay import BATCHES, DecodeToPartitions
-from pipeline.workers import close_shared_pool, shared_pool
 from pipeline.transforms.write import WriteBatchedPartitions, WriteDeadLetters, WritePartitionedParquet
+from pipeline.workers import close_shared_pool, shared_pool
 
 __all__ = ["build_pipeline", "run", "preflight", "summarize_metrics"]
 
@@ -230,8 +230,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         if job_id:
             print(f"{PROG}: submitted Dataflow job {job_id}", file=sys.stderr)
         return 0
-    state = result.wait_until_finish()
-    close_shared_pool()  # the batch replay's worker processes, if it started them
+    try:
+        state = result.wait_until_finish()
+    finally:
+        close_shared_pool()  # the batch replay's worker processes, if it started them
     if not streaming:
         try:
             print(format_summary(summarize_metrics(result), time.monotonic() - started), file=sys.stderr)

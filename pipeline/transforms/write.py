@@ -1,14 +1,19 @@
 """Write hive-partitioned Parquet and JSON-lines dead letters (windowed by ``pipeline.transforms.window``).
 
 Files are written with a GroupByKey on the partition followed by a DoFn that writes one
-file per (partition, window, pane) through ``FileSystems`` (local and gs:// alike), not
-``fileio.WriteToFiles``, which loses data in nested ``key=value/`` directories (STACK.md
-trap 5). Each file is written to a dot-prefixed temp name in its final directory and then
+file per (partition, window, pane) with ``pipeline.workers.write_atomically`` (plain file
+calls on a local disk, Beam's ``FileSystems`` for gs://), not ``fileio.WriteToFiles``, which
+loses data in nested ``key=value/`` directories (STACK.md trap 5). Each file is written to a dot-prefixed temp name in its final directory and then
 renamed, so readers only ever see complete files; names come from (window, pane, shard)
 and a run id fixed when the graph is built (``pipeline.filenames.part_file_name``), so a
 retried bundle overwrites its own earlier attempt while a second job writing the same
 window (another replay, a restarted stream) adds files beside the first job's instead of
 replacing them. A write error raises: the runner retries the bundle.
+
+Streaming: ``WritePartitionedParquet`` (rows -> files per partition and window). Batch:
+``WriteBatchedPartitions`` takes per-partition Arrow batches (``DecodeToPartitions``, or
+``_BatchPerPartitionFn`` inside ``WriteDedupedPartitions`` for a PCollection of rows), merges
+and deduplicates each partition and writes it (``pipeline.workers.write_partition``).
 
 The window's bounds travel in the grouping key, so the writers name files from the key.
 In batch that lets the grouping run in the global window (``_GroupPerWindow``): the
