@@ -24,15 +24,15 @@ from apache_beam.pvalue import TaggedOutput
 from apache_beam.transforms import window
 from apache_beam.utils.timestamp import Timestamp
 
+from pipeline.arrow import KEYED_SCHEMA, ipc_to_table
 from pipeline.contract import VerifierSettings
 from pipeline.core.decode import DEFAULT_MAX_BYTES
-from pipeline.arrow import KEYED_SCHEMA, ipc_to_table
 from pipeline.core.ingest import IngestSettings
 from pipeline.core.pii import pii_setting_problem
 from pipeline.jwks_fetch import build_verifier
 from pipeline.transforms.common import DEAD_LETTER, Delivery, RejectCounters, counter, dead_letter_for
-from pipeline.workers import ingest_chunk, ingest_chunk_in_worker, shared_pool
 from pipeline.transforms.write import FLUSH_ROWS, WindowKey, emit_partitions
+from pipeline.workers import ingest_chunk, ingest_chunk_in_worker, shared_pool
 
 BATCHES = "batches"
 POOL_AFTER = 2_000  # deliveries a bundle handles in-process before it starts the pool

@@ -36,21 +36,21 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline.deadletter import encode_records
 from pipeline.arrow import (
     MAX_ROWS_PER_FILE,
     rows_to_keyed_table,
-    split_deduped,
     rows_to_parquet_bytes,
     shard,
     sorted_rows,
+    split_deduped,
     table_to_ipc,
 )
 from pipeline.core.partition import partition_path
 from pipeline.core.rows import COLUMN_INDEX
+from pipeline.deadletter import encode_records
 from pipeline.filenames import new_run_id, part_file_name, window_date
-from pipeline.workers import shared_pool, write_atomically, write_partitions
 from pipeline.transforms.common import METRICS_NAMESPACE, counter
+from pipeline.workers import shared_pool, write_atomically, write_partitions
 from schemas.events import Row
 
 FLUSH_ROWS = 50_000  # rows buffered in one bundle before they are handed on to the shuffle
