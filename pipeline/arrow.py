@@ -3,8 +3,9 @@
 Everything that decides what a file contains lives here, pure and testable without Beam:
 a stable row order, sharding of very large partitions, the Arrow encoding of ``Row`` values
 (int microseconds go straight into the ``timestamp('us', tz='UTC')`` columns, so timestamps
-never become ``datetime`` objects again) and the choice of one copy per dedupe key, in Arrow
-for whole files (compaction) and in plain Python for the few rows of one window.
+never become ``datetime`` objects again), the choice of one copy per dedupe key
+(``dedupe_table``: compaction's files, the batch replay's partitions all in one pass) and
+the Arrow batches the batch replay moves between its steps.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.core.identity import dedupe_key
+from pipeline.core.partition import partition_path
 from pipeline.core.rows import COLUMN_INDEX
 from schemas.events import FILE_SCHEMA, Row
 
@@ -31,7 +32,7 @@ LARGE_FILE_ROWS = 1_000
 
 _FILE_WIDTH = len(FILE_SCHEMA)
 # Rows are read by position (see schemas.events.Row).
-_EVENT_TIME, _EVENT_ID, _RECEIVED_AT, _KID = (COLUMN_INDEX[c] for c in ("event_time", "event_id", "received_at", "kid"))
+_EVENT_TIME, _EVENT_ID = (COLUMN_INDEX[c] for c in ("event_time", "event_id"))
 
 
 def sort_key(row: Row) -> tuple[int, str]:
@@ -88,26 +89,6 @@ def dedupe_keys(table: pa.Table) -> pa.ChunkedArray:
 _UNKNOWN_LAST = 2**63 - 1
 
 
-def _receipt(row: Row) -> tuple[int, str]:
-    received = row[_RECEIVED_AT]
-    return (_UNKNOWN_LAST if received is None else received, row[_KID] or "")
-
-
-def dedupe_rows(rows: Iterable[Row]) -> tuple[list[Row], int]:
-    """``dedupe_table`` for Rows, in plain Python: the same copy kept (first received,
-    then smallest kid; equal copies by position), rows sorted by (event_time, event_id).
-    Cheaper than Arrow's group-by for the few rows of one partition of one window."""
-    best: dict[str, Row] = {}
-    count = 0
-    for row in rows:
-        count += 1
-        key = dedupe_key(row)
-        current = best.get(key)
-        if current is None or _receipt(row) < _receipt(current):
-            best[key] = row
-    return sorted_rows(best.values()), count - len(best)
-
-
 def dedupe_table(table: pa.Table, within: Sequence[str] = ()) -> tuple[pa.Table, int]:
     """One row per dedupe key, the copy received first; returns (rows, duplicates dropped).
 
@@ -144,9 +125,16 @@ PARTITION_COLUMN, WINDOW_COLUMN = "_partition", "_window_start"
 KEYED_SCHEMA = FILE_SCHEMA.append(pa.field(PARTITION_COLUMN, pa.string())).append(pa.field(WINDOW_COLUMN, pa.int64()))
 
 
-def rows_to_keyed_table(rows: Sequence[Row], partitions: Sequence[str], window_starts: Sequence[int]) -> pa.Table:
+def window_start(stamp_micros: int, window_micros: int) -> int:
+    """Start (micros) of the fixed arrival window of this length holding ``stamp_micros``, as
+    WindowByArrival would assign it."""
+    return stamp_micros - stamp_micros % window_micros
+
+
+def rows_to_keyed_table(rows: Sequence[Row], window_starts: Sequence[int]) -> pa.Table:
     """``rows_to_table`` plus each row's partition path and arrival window start (micros)."""
     table = rows_to_table(rows)
+    partitions = [partition_path(row) for row in rows]
     return pa.Table.from_arrays(
         table.columns + [pa.array(partitions, pa.string()), pa.array(window_starts, pa.int64())],
         schema=KEYED_SCHEMA)
@@ -173,7 +161,7 @@ def split_deduped(tables: Sequence[pa.Table]) -> tuple[list[tuple[tuple[str, int
 
 
 def merge_deduped(tables: Sequence[pa.Table]) -> tuple[pa.Table, int]:
-    """Tables that are each already deduplicated and sorted (``deduped_tables``) -> one table
+    """Tables that are each already deduplicated and sorted (``split_deduped``) -> one table
     with one row per dedupe key (``dedupe_table``) and the copies dropped. A single table is
     returned as it is: nothing to merge."""
     if len(tables) == 1:

@@ -21,7 +21,6 @@ import time
 from typing import Sequence
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.pvalue import PCollection
 from apache_beam.runners.runner import PipelineResult, PipelineState
@@ -30,6 +29,7 @@ from apache_beam.utils.timestamp import Timestamp
 from pipeline.options import (
     CanvasEventsOptions,
     CompactOptions,
+    is_local_runner,
     is_streaming,
     preflight,
     preflight_io,
@@ -42,7 +42,6 @@ from pipeline.transforms.held_acks import (
     AckLedger,
     AcknowledgeWritten,
     install_holding_reader,
-    is_local_runner,
     run_until_stopped,
 )
 from pipeline.transforms.normalize import NormalizeEvents
@@ -51,13 +50,12 @@ from pipeline.transforms.verify import VerifyAndDecode
 from pipeline.transforms.window import WindowByArrival
 from pipeline.transforms.replay import BATCHES, DecodeToPartitions
 from pipeline.transforms.write import WriteBatchedPartitions, WriteDeadLetters, WritePartitionedParquet
-from pipeline.workers import close_shared_pool, shared_pool
+from pipeline.workers import close_shared_pool
 
 __all__ = ["build_pipeline", "run", "preflight", "summarize_metrics"]
 
 PROG = "canvas-events run"
 EXIT_BAD_OPTIONS = 2
-WARM_POOL_INPUT_BYTES = 8 * 1024 * 1024  # about 3,000 signed deliveries: past DecodeToPartitions.POOL_AFTER
 SUMMARY_ORDER = (
     "deliveries_read", "events_decoded", "events_verified", "rows_normalized",
     "duplicates_dropped", "rows_written", "files_written", "dead_letters_written",
@@ -91,8 +89,6 @@ def build_pipeline(
             deliveries = p | "ReadFiles" >> ReadDeliveryFiles(o.input_files, arrival)
     if deliveries.is_bounded:
         processes = replay_processes(options)
-        if processes > 1 and o.input_files and _input_bytes(o.input_files) >= WARM_POOL_INPUT_BYTES:
-            shared_pool(processes)  # a big local replay: its worker processes start while the graph does
         # Batch: verify, decode, normalize and batch per partition in one step, then one
         # shuffle groups by partition, drops repeated dedupe keys and writes.
         decoded = deliveries | "DecodeToPartitions" >> DecodeToPartitions(
@@ -134,13 +130,6 @@ def build_pipeline(
             (files, dead_letter_files, deliveries)
             | "AcknowledgeWritten" >> AcknowledgeWritten(ack_ledger.subscription, o.window_seconds))
     return collections
-
-
-def _input_bytes(pattern: str) -> int:
-    try:
-        return sum(m.size_in_bytes for m in FileSystems.match([pattern])[0].metadata_list)
-    except Exception:  # noqa: BLE001 - only a hint: the read reports a real problem
-        return 0
 
 
 def summarize_metrics(result: PipelineResult) -> dict[str, int]:

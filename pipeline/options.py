@@ -288,12 +288,18 @@ def verifier_settings(options: PipelineOptions) -> VerifierSettings:
         sources=parse_sources(o.jwks_url), issuer=o.jwt_issuer or None, verify_exp=o.allow_expired_tokens is not True)
 
 
+LOCAL_RUNNERS = frozenset({"", "directrunner", "bundlebaseddirectrunner", "switchingdirectrunner"})
+
+
+def is_local_runner(runner: str) -> bool:
+    """Whether ``--runner`` names one of Beam's in-process local runners (none given: DirectRunner)."""
+    return runner.rsplit(".", 1)[-1].lower() in LOCAL_RUNNERS
+
+
 def replay_processes(options: PipelineOptions) -> int:
     """Processes a batch replay verifies and normalizes in: ``--replay_processes`` on a local
     runner (0: one per CPU core, 1 when the local runner already runs several workers),
     always 1 (in the worker's own process) on any other runner."""
-    from pipeline.transforms.held_acks import is_local_runner
-
     runner = str(options.view_as(StandardOptions).runner or "DirectRunner")
     if not is_local_runner(runner):
         return 1

@@ -31,11 +31,17 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from typing import Any, NamedTuple, Sequence
 
-from pipeline.arrow import ipc_to_table, merge_deduped, rows_to_keyed_table, table_to_ipc, table_to_parquet_bytes
+from pipeline.arrow import (
+    ipc_to_table,
+    merge_deduped,
+    rows_to_keyed_table,
+    table_to_ipc,
+    table_to_parquet_bytes,
+    window_start,
+)
 from pipeline.contract import VerifierSettings
 from pipeline.core.errors import EventError
 from pipeline.core.ingest import IngestSettings, ingest
-from pipeline.core.partition import partition_path
 from pipeline.core.verify import JwtVerifier
 from pipeline.filenames import part_file_name, temp_name_for
 
@@ -53,19 +59,16 @@ class ChunkOutcome(NamedTuple):
 
 def ingest_chunk(items: Sequence[Item], verifier: JwtVerifier | None, settings: IngestSettings,
                  window_micros: int) -> ChunkOutcome:
-    rows, partitions, starts, rejections = [], [], [], []
+    rows, starts, rejections = [], [], []
     decoded = verified = 0
     for index, (raw, received_at, stamp) in enumerate(items):
         outcome = ingest(raw, received_at, verifier, settings)
         decoded += outcome.decoded
         verified += outcome.verified
         rejections.extend((index, stage, error) for stage, error in outcome.rejections)
-        start = stamp - stamp % window_micros
-        for row in outcome.rows:
-            rows.append(row)
-            partitions.append(partition_path(row))
-            starts.append(start)
-    data = table_to_ipc(rows_to_keyed_table(rows, partitions, starts)) if rows else b""
+        rows += outcome.rows
+        starts += [window_start(stamp, window_micros)] * len(outcome.rows)
+    data = table_to_ipc(rows_to_keyed_table(rows, starts)) if rows else b""
     return ChunkOutcome(data, len(rows), rejections, decoded, verified)
 
 

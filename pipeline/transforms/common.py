@@ -12,6 +12,9 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.core.decode import DecodedEvent
 from pipeline.core.errors import EventError
@@ -35,6 +38,16 @@ class PendingEvent(NamedTuple):
 
     decoded: DecodedEvent
     delivery: Delivery
+
+
+_GLOBAL_WINDOWS = (GlobalWindow(),)  # built once: GlobalWindow() parses a proto every time
+
+
+def in_global_window(value: Any, timestamp: Timestamp = MIN_TIMESTAMP) -> WindowedValue:
+    """``value`` as an element of the global window, stamped ``timestamp``: what a DoFn
+    yields from finish_bundle, or instead of a TimestampedValue, which the runner would
+    window anew for every element."""
+    return WindowedValue(value, timestamp, _GLOBAL_WINDOWS)
 
 
 def counter(name: str) -> Any:

@@ -256,12 +256,7 @@ class AcknowledgeWritten(beam.PTransform):
         )
 
 
-LOCAL_RUNNERS = frozenset({"", "directrunner", "bundlebaseddirectrunner", "switchingdirectrunner"})
 EXIT_INTERRUPTED = 130
-
-
-def is_local_runner(runner: str) -> bool:
-    return runner.rsplit(".", 1)[-1].lower() in LOCAL_RUNNERS
 
 
 def run_until_stopped(result: Any, ledger: AckLedger, *, signals: Iterable[int] | None = None) -> int:

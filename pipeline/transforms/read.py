@@ -15,14 +15,13 @@ from typing import Any, Iterator
 import apache_beam as beam
 from apache_beam.coders import BytesCoder
 from apache_beam.io.textio import ReadFromTextWithFilename
-from apache_beam.transforms.window import GlobalWindow, TimestampedValue
-from apache_beam.utils.windowed_value import WindowedValue
+from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.contract import RECEIVED_AT, SOURCE_FILE
 from pipeline.core.errors import EventError
 from pipeline.core.timestamps import parse_timestamp
-from pipeline.transforms.common import Delivery, counter
+from pipeline.transforms.common import Delivery, counter, in_global_window
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 50_000
@@ -74,9 +73,6 @@ class ReadPubSubDeliveries(beam.PTransform):
         )
 
 
-_GLOBAL = (GlobalWindow(),)
-
-
 def _strip_eol(line: bytes) -> bytes:
     return line[:-1] if line.endswith(b"\r") else line
 
@@ -96,10 +92,7 @@ class _LineToDeliveryFn(beam.DoFn):
         if self._seen % PROGRESS_EVERY == 0:  # progress on long replays (per worker thread)
             log.info("read %d deliveries so far", self._seen)
         path, line = file_and_line
-        # A WindowedValue as it is, not a TimestampedValue: the runner would assign the
-        # global window anew (building a GlobalWindow) for every line.
-        yield WindowedValue(Delivery(_strip_eol(line), {SOURCE_FILE: path}, self._received_at),
-                            self._arrival, _GLOBAL)
+        yield in_global_window(Delivery(_strip_eol(line), {SOURCE_FILE: path}, self._received_at), self._arrival)
 
 
 class ReadDeliveryFiles(beam.PTransform):

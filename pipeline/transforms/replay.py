@@ -21,7 +21,6 @@ from typing import Any, Iterator, Tuple
 
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
-from apache_beam.transforms import window
 from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.arrow import KEYED_SCHEMA, ipc_to_table
@@ -30,7 +29,14 @@ from pipeline.core.decode import DEFAULT_MAX_BYTES
 from pipeline.core.ingest import IngestSettings
 from pipeline.core.pii import pii_setting_problem
 from pipeline.jwks_fetch import build_verifier
-from pipeline.transforms.common import DEAD_LETTER, Delivery, RejectCounters, counter, dead_letter_for
+from pipeline.transforms.common import (
+    DEAD_LETTER,
+    Delivery,
+    RejectCounters,
+    counter,
+    dead_letter_for,
+    in_global_window,
+)
 from pipeline.transforms.write import FLUSH_ROWS, WindowKey, emit_partitions
 from pipeline.workers import ingest_chunk, ingest_chunk_in_worker, shared_pool
 
@@ -101,7 +107,7 @@ class _DecodeToPartitionsFn(beam.DoFn):
                 delivery, ts = chunk[index]
                 self._rejected.inc(error.error_type)
                 record = dead_letter_for(stage, error, delivery)
-                yield TaggedOutput(DEAD_LETTER, window.GlobalWindows.windowed_value(record, timestamp=ts))
+                yield TaggedOutput(DEAD_LETTER, in_global_window(record, ts))
             if outcome.row_count:
                 self._normalized.inc(outcome.row_count)
                 self._tables.append(ipc_to_table(outcome.rows, KEYED_SCHEMA))

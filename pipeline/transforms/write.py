@@ -32,9 +32,6 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import window
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.timestamp import MIN_TIMESTAMP
-from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.arrow import (
     MAX_ROWS_PER_FILE,
@@ -44,12 +41,13 @@ from pipeline.arrow import (
     sorted_rows,
     split_deduped,
     table_to_ipc,
+    window_start,
 )
 from pipeline.core.partition import partition_path
 from pipeline.core.rows import COLUMN_INDEX
 from pipeline.deadletter import encode_records
 from pipeline.filenames import new_run_id, part_file_name, window_date
-from pipeline.transforms.common import METRICS_NAMESPACE, counter
+from pipeline.transforms.common import METRICS_NAMESPACE, counter, in_global_window
 from pipeline.workers import shared_pool, write_atomically, write_partitions
 from schemas.events import Row
 
@@ -71,8 +69,6 @@ DEAD_LETTER_DIR_PREFIX = "arrival_date="
 LATENCY_METRIC = "received_to_written_ms"
 _RECEIVED_AT = COLUMN_INDEX["received_at"]  # by position: see schemas.events.Row
 
-
-_GLOBAL = (GlobalWindow(),)  # built once: GlobalWindow() parses a proto each time
 
 WindowKey = Tuple[str, int, int]  # (what is grouped, window start micros, window end micros)
 
@@ -197,12 +193,6 @@ class WriteDeadLetters(beam.PTransform):
         )
 
 
-def window_start(ts_micros: int, window_micros: int) -> int:
-    """Start (micros) of the fixed arrival window of this length holding ``ts_micros``, as
-    WindowByArrival would assign it."""
-    return ts_micros - ts_micros % window_micros
-
-
 def emit_partitions(tables: list[Any], window_micros: int, dropped_counter: Any) -> Iterator[Any]:
     """Keyed tables (``pipeline.arrow.rows_to_keyed_table``) -> ``((partition, start, end),
     Arrow IPC)`` per partition and window, each deduplicated (``pipeline.arrow.split_deduped``),
@@ -210,7 +200,7 @@ def emit_partitions(tables: list[Any], window_micros: int, dropped_counter: Any)
     parts, dropped = split_deduped(tables)
     dropped_counter.inc(dropped)
     for (partition, start), table in parts:
-        yield window.GlobalWindows.windowed_value(((partition, start, start + window_micros), table_to_ipc(table)))
+        yield in_global_window(((partition, start, start + window_micros), table_to_ipc(table)))
 
 
 class _BatchPerPartitionFn(beam.DoFn):
@@ -228,19 +218,17 @@ class _BatchPerPartitionFn(beam.DoFn):
 
     def start_bundle(self) -> None:
         self._rows: list[Row] = []
-        self._partitions: list[str] = []
         self._starts: list[int] = []
 
     def process(self, row: Row, ts: Any = beam.DoFn.TimestampParam) -> Iterator[Any]:
         self._rows.append(row)
-        self._partitions.append(partition_path(row))
         self._starts.append(window_start(ts.micros, self._window_micros))
         if len(self._rows) >= FLUSH_ROWS:
             yield from self.finish_bundle()
 
     def finish_bundle(self) -> Iterator[Any]:
         if self._rows:
-            table = rows_to_keyed_table(self._rows, self._partitions, self._starts)
+            table = rows_to_keyed_table(self._rows, self._starts)
             self.start_bundle()
             yield from emit_partitions([table], self._window_micros, self._dropped)
 
@@ -288,7 +276,7 @@ class _WriteDedupedFn(beam.DoFn):
                     self._rows_written.inc(file.rows)
                     self._files_written.inc()
                     record_latency(self._latency, file.received, file.written_micros)
-                    yield WindowedValue(file.path, MIN_TIMESTAMP, _GLOBAL)
+                    yield in_global_window(file.path)
 
     def _submit(self) -> None:
         task, self._task = self._task, []
@@ -344,8 +332,8 @@ class WriteDedupedPartitions(beam.PTransform):
     ``{output}/event_date=D/event_name=N/part-<start>-<end>-p0-s<shard>-<run>.parquet``.
 
     "Group by partition, drop repeated dedupe keys, write": the rule is compaction's
-    (``pipeline.arrow.dedupe_rows`` within a bundle, ``dedupe_table`` across bundles: the
-    first-received copy kept). In batch every copy of an event lands in the same partition
+    (``pipeline.arrow.dedupe_table``, within a bundle by ``split_deduped`` and across bundles
+    by ``merge_deduped``: the first-received copy kept). In batch every copy of an event lands in the same partition
     (it comes from the event) and the same window (a replay stamps every line with one
     arrival time), so this one shuffle replaces a dedupe shuffle per event plus a write
     shuffle per row. Streaming keeps ``DedupeEvents`` (state across windows) and

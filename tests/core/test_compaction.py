@@ -124,8 +124,8 @@ def test_dedupe_rows_keeps_what_dedupe_table_keeps() -> None:
     """The pipeline's Row dedupe and compaction's Arrow dedupe are one rule."""
     import random
 
-    from pipeline.arrow import dedupe_rows
     from pipeline.core.rows import row_dict
+    from tests.support.rows import dedupe_rows
 
     rng = random.Random(5)
     templates = template_rows()
@@ -149,8 +149,9 @@ def test_split_deduped_is_dedupe_rows_per_partition_and_window() -> None:
     repeats in another partition or window is not a duplicate there."""
     import random
 
-    from pipeline.arrow import dedupe_rows, rows_to_keyed_table, split_deduped
+    from pipeline.arrow import rows_to_keyed_table, split_deduped
     from pipeline.core.partition import partition_path
+    from tests.support.rows import dedupe_rows
 
     rng = random.Random(11)
     templates = template_rows()
@@ -160,12 +161,13 @@ def test_split_deduped_is_dedupe_rows_per_partition_and_window() -> None:
         row[COLUMN_INDEX["received_at"]] = rng.choice([None, _micros(rng.randrange(24))])
         row[COLUMN_INDEX["kid"]] = rng.choice([None, "a", "b"])
         row[COLUMN_INDEX["user_agent"]] = f"copy {n}"
+        if n % 7 == 0:  # the same event under another name: another partition
+            row[COLUMN_INDEX["event_name"]] = "elsewhere"
         rows.append(Row(*row))
-        partitions.append(partition_path(rows[-1]) if n % 7 else "event_date=2000-01-01/event_name=elsewhere")
+        partitions.append(partition_path(rows[-1]))
         windows.append(rng.choice([0, 300_000_000]))
     half = len(rows) // 2  # two batches, as two chunks of a bundle arrive
-    tables = [rows_to_keyed_table(rows[:half], partitions[:half], windows[:half]),
-              rows_to_keyed_table(rows[half:], partitions[half:], windows[half:])]
+    tables = [rows_to_keyed_table(rows[:half], windows[:half]), rows_to_keyed_table(rows[half:], windows[half:])]
     parts, dropped = split_deduped(tables)
 
     groups: dict[tuple[str, int], list[Row]] = {}

@@ -2,9 +2,10 @@
 deliveries), copied with a few columns changed, the way retries and replays differ."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from bench.lake_data import template_rows
+from pipeline.arrow import sorted_rows
 from pipeline.core.identity import dedupe_key
 from schemas.events import ROW_COLUMNS
 
@@ -41,3 +42,27 @@ def normalized(decoded: Any, **kwargs: Any) -> dict[str, Any]:
     from pipeline.core.rows import row_dict
 
     return row_dict(normalize(decoded, **kwargs))
+
+
+_UNKNOWN_LAST = 2**63 - 1
+
+
+def _receipt(row: tuple[Any, ...]) -> tuple[int, str]:
+    received = row[COLUMN["received_at"]]
+    return (_UNKNOWN_LAST if received is None else received, row[COLUMN["kid"]] or "")
+
+
+def dedupe_rows(rows: Iterable[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], int]:
+    """The dedupe rule in plain Python, the oracle the Arrow implementation
+    (``pipeline.arrow.dedupe_table``) is tested against: per dedupe key the copy received
+    first (unknown last), then the smallest kid, equal copies by position; rows sorted by
+    (event_time, event_id)."""
+    best: dict[str, tuple[Any, ...]] = {}
+    count = 0
+    for row in rows:
+        count += 1
+        key = dedupe_key(row)
+        current = best.get(key)
+        if current is None or _receipt(row) < _receipt(current):
+            best[key] = row
+    return sorted_rows(best.values()), count - len(best)

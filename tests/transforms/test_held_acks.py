@@ -10,7 +10,8 @@ from typing import Any, Iterator
 import pytest
 from apache_beam.utils.timestamp import Duration
 
-from pipeline.transforms.held_acks import AckLedger, is_local_runner
+from pipeline.options import is_local_runner
+from pipeline.transforms.held_acks import AckLedger
 from tests.pipeline.helpers import wait_for
 
 
