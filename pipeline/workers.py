@@ -22,6 +22,7 @@ starts a new pool.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import threading
 import time
@@ -175,14 +176,22 @@ def _ready() -> int:
 _pool_lock = threading.Lock()
 _pool: tuple[int, ProcessPoolExecutor] | None = None
 
+STOP_GRACE_SECONDS = 10.0  # how long a worker gets to finish its task and exit before it is killed
+
+
+def _has_dead_worker(executor: ProcessPoolExecutor) -> bool:
+    return any(p.exitcode is not None for p in list((executor._processes or {}).values()))
+
 
 def shared_pool(processes: int) -> ProcessPoolExecutor:
     """This process's pool of ``processes`` spawned workers, started (every worker spawning in
-    the background) on first use and kept for the rest of the run; a broken pool is replaced."""
+    the background) on first use and kept for the rest of the run. A broken pool, or one with a
+    dead worker the executor has not noticed yet, is stopped and replaced."""
     global _pool
     with _pool_lock:
-        if _pool is not None and (_pool[0] != processes or getattr(_pool[1], "_broken", False)):
-            _pool[1].shutdown(wait=False, cancel_futures=True)
+        if _pool is not None and (_pool[0] != processes or getattr(_pool[1], "_broken", False)
+                                  or _has_dead_worker(_pool[1])):
+            _stop(_pool[1], grace=1.0)
             _pool = None
         if _pool is None:
             executor = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"))
@@ -192,11 +201,34 @@ def shared_pool(processes: int) -> ProcessPoolExecutor:
         return _pool[1]
 
 
-def close_shared_pool() -> None:
+def _stop(executor: ProcessPoolExecutor, grace: float) -> None:
+    """Stop a pool without ever hanging: queued tasks are cancelled, each worker gets ``grace``
+    seconds to finish its task and exit, and a worker still there then is killed.
+
+    ``ProcessPoolExecutor.shutdown(wait=True)`` alone can wait forever: a worker killed (OOM, kill -9)
+    while it held the task queue's lock, at a moment the executor did not notice, leaves the other
+    workers blocked on that lock, and the executor joins them without a timeout (so would the
+    interpreter at exit). A worker stuck in a task would hold it the same way."""
+    workers = list((executor._processes or {}).values())
+    manager = executor._executor_manager_thread  # shutdown() forgets it
+    executor.shutdown(wait=False, cancel_futures=True)
+    waiting = {w.sentinel: w for w in workers}
+    deadline = time.monotonic() + grace
+    while waiting and (left := deadline - time.monotonic()) > 0:
+        for ready in multiprocessing.connection.wait(list(waiting), timeout=left):
+            waiting.pop(ready)  # type: ignore[call-overload]
+    for worker in waiting.values():
+        worker.kill()  # SIGKILL; the executor's own thread reaps it and then ends
+    if manager is not None:
+        manager.join(grace + 5)
+
+
+def close_shared_pool(grace: float = STOP_GRACE_SECONDS) -> None:
+    """Stop the shared pool, if one was started: never hangs (see ``_stop``)."""
     global _pool
     with _pool_lock:
         if _pool is not None:
-            _pool[1].shutdown(wait=True, cancel_futures=True)
+            _stop(_pool[1], grace)
             _pool = None
 
 

@@ -183,6 +183,33 @@ def test_a_dead_worker_breaks_the_pool_and_the_next_use_gets_a_new_one() -> None
     assert workers and all(not w.is_alive() for w in workers)
 
 
+def test_closing_the_pool_never_hangs_on_a_stuck_worker() -> None:
+    """A worker that does not exit (stuck in a task, or blocked on the task queue's lock that a
+    worker killed unnoticed still held: how CI once hung at exit) is killed after the grace
+    period instead of being waited for forever."""
+    pool = shared_pool(2)
+    stuck = pool.submit(time.sleep, 600)
+    workers = list(pool._processes.values())
+    while not stuck.running():
+        time.sleep(0.01)  # the task has reached a worker
+    started = time.monotonic()
+    close_shared_pool(grace=1.0)
+    assert time.monotonic() - started < 30
+    assert workers and all(not w.is_alive() for w in workers)
+    assert workers_module._pool is None
+
+
+def test_a_pool_with_a_dead_worker_is_replaced_before_use() -> None:
+    pool = shared_pool(2)
+    pool.submit(os.getpid).result(timeout=60)
+    victim = next(iter(pool._processes.values()))
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.join(30)
+    again = shared_pool(2)
+    assert again is not pool
+    assert again.submit(os.getpid).result(timeout=60) != os.getpid()
+
+
 @pytest.mark.parametrize("argv,expected", [
     (["--runner=DirectRunner"], os.cpu_count() or 1),
     ([], os.cpu_count() or 1),
