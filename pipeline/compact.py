@@ -72,6 +72,7 @@ class PartitionResult:
     untouched: bool = False
     unreadable: list[str] = field(default_factory=list)
     left_changed: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)  # the paths of the new files
     seconds: float = 0.0
 
 
@@ -138,11 +139,16 @@ def encode_shards(table: pa.Table, target_bytes: int) -> list[bytes]:
 
 
 def compact_partition(output: str, plan: PartitionPlan, run_id: str, target_bytes: int,
-                      read_threads: int = READ_THREADS) -> PartitionResult:
-    """Compact one partition (see the module docstring for the order of the steps)."""
+                      read_threads: int = READ_THREADS, new_rows: Sequence[pa.Table] = ()) -> PartitionResult:
+    """Compact one partition (see the module docstring for the order of the steps).
+
+    ``new_rows``: tables of rows not yet in the lake (``FILE_SCHEMA``; a replay's batches) to
+    fold in with the rows read: they are deduplicated together and written in the same new
+    files. ``run_id`` must be new for every attempt (see ``pipeline.transforms.write``)."""
     started = time.monotonic()
     result = PartitionResult(plan.partition, len(plan.files), len(plan.files))
-    if plan.compact:
+    new_rows = [t for t in new_rows if t.num_rows]
+    if plan.compact and not new_rows:
         result.untouched = True
         return result
     fs = _filesystems()
@@ -165,16 +171,19 @@ def compact_partition(output: str, plan: PartitionPlan, run_id: str, target_byte
         else:  # deleted since the listing (e.g. by a retried attempt that got further): not ours
             vanished += 1
     result.files_after = len(plan.files) - vanished
-    if not read:
+    if not read and not new_rows:
         result.seconds = time.monotonic() - started
         return result
-    merged = pa.concat_tables(good)
-    result.rows_read = merged.num_rows
-    kept, result.duplicates = dedupe_table(merged)
+    result.rows_read = sum(t.num_rows for t in good)
+    # Rows read first: between two copies received at the same moment under the same key id,
+    # the one already in the lake is kept.
+    kept, result.duplicates = dedupe_table(pa.concat_tables(good + [t.select(FILE_SCHEMA.names) for t in new_rows]))
     directory = fs.join(root, plan.partition)
     shards = encode_shards(kept, target_bytes)
     for index, data in enumerate(shards):
-        _write_atomically(fs.join(directory, compact_file_name(run_id, index)), data)
+        path = fs.join(directory, compact_file_name(run_id, index))
+        _write_atomically(path, data)
+        result.written.append(path)
     result.rows_written = kept.num_rows
     # Every new file exists: now delete exactly the files read, if unchanged since the listing.
     now = {m.path: m for m in fs.match([fs.join(directory, "*")])[0].metadata_list}

@@ -3,7 +3,8 @@
     Read -> VerifyAndDecode -> NormalizeEvents -> DedupeEvents -> WindowByArrival
          -> WritePartitionedParquet                                     (streaming)
     Read -> DecodeToPartitions (VerifyAndDecode, NormalizeEvents and a batch per
-         partition, fused) -> WriteDedupedPartitions (group by partition, dedupe, write)  (batch)
+         partition, fused) -> WriteDedupedPartitions (RewritePartitions: group by
+         partition, dedupe, write; the transform compaction runs too)                (batch)
     (each stage's dead_letter output) -> FlattenDeadLetters -> WindowDeadLetters -> WriteDeadLetters
 
 Entry points: ``python -m pipeline.main [options]`` and ``canvas-events run [options]``
@@ -49,7 +50,7 @@ from pipeline.transforms.read import ReadDeliveryFiles, ReadPubSubDeliveries
 from pipeline.transforms.verify import VerifyAndDecode
 from pipeline.transforms.window import WindowByArrival
 from pipeline.transforms.replay import BATCHES, DecodeToPartitions
-from pipeline.transforms.write import WriteBatchedPartitions, WriteDeadLetters, WritePartitionedParquet
+from pipeline.transforms.write import RewritePartitions, WriteDeadLetters, WritePartitionedParquet
 from pipeline.workers import close_shared_pool
 
 __all__ = ["build_pipeline", "run", "preflight", "summarize_metrics"]
@@ -95,7 +96,7 @@ def build_pipeline(
             verifier_settings(options), allow_unsigned=o.allow_unsigned is True,
             window_seconds=o.window_seconds, pii=o.pii, pii_salt=o.pii_salt, processes=processes)
         events = rows = decoded[BATCHES]
-        files = rows | "WriteDedupedPartitions" >> WriteBatchedPartitions(o.output, processes=processes)
+        files = rows | "WriteDedupedPartitions" >> RewritePartitions(o.output, processes=processes)
         dead_letters = decoded[DEAD_LETTER]
     else:
         decoded = deliveries | "VerifyAndDecode" >> VerifyAndDecode(

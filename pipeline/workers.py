@@ -232,6 +232,12 @@ def close_shared_pool(grace: float = STOP_GRACE_SECONDS) -> None:
             _pool = None
 
 
+# At interpreter exit, before concurrent.futures joins its executors without a timeout (its
+# hook was registered when it was imported, above; these hooks run last-registered first), so
+# a process that never called close_shared_pool cannot hang on its way out either.
+threading._register_atexit(close_shared_pool)  # type: ignore[attr-defined]
+
+
 __all__ = ["BrokenProcessPool", "ChunkOutcome", "FileWritten", "PartitionWritten", "close_shared_pool",
            "ingest_chunk", "ingest_chunk_in_worker", "shared_pool", "write_atomically", "write_partition",
            "write_partitions"]

@@ -1,57 +1,38 @@
-"""CompactPartitions: ``canvas-events compact`` as a Beam pipeline (Dataflow for big lakes).
+"""``canvas-events compact`` as a Beam pipeline (Dataflow for big lakes).
 
 The launcher (or the local process) lists the output and plans once
-(``pipeline.core.compaction``); each partition to compact is one element, spread over the
-workers by a Reshuffle, and compacted by ``pipeline.compact.compact_partition``: the same
-read -> keep the first-received copy per dedupe key -> write sorted, sized files -> delete
-exactly the files read, in that order, as the in-process run. Every attempt names its files
-with a run id of its own: a retried bundle must never overwrite an earlier attempt's complete
-files, because that attempt may already have deleted some of the old files (the retry then
-reads fewer rows). A retry can leave an earlier attempt's files beside its own; those are
-duplicates, never a gap, and the next compaction folds them.
+(``pipeline.core.compaction``); each partition to compact becomes one input of
+``RewritePartitions`` (``pipeline.transforms.write``), the transform the batch replay
+writes with: group by partition, drop repeated dedupe keys, write. For a compaction plan it
+runs ``pipeline.compact.compact_partition``: the same read -> keep the first-received copy
+per dedupe key -> write sorted, sized files -> delete exactly the files read, in that order,
+as the in-process run. Every attempt names its files with a run id of its own: a retried
+bundle must never overwrite an earlier attempt's complete files, because that attempt may
+already have deleted some of the old files (the retry then reads fewer rows). A retry can
+leave an earlier attempt's files beside its own; those are duplicates, never a gap, and the
+next compaction folds them.
 """
 from __future__ import annotations
 
 import logging
 import sys
 import time
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineState
 
-from pipeline.compact import MB, PROG, CompactArgs, compact_partition, plan, progress_line
-from pipeline.core.compaction import PartitionPlan
-from pipeline.filenames import new_run_id
-from pipeline.transforms.common import METRICS_NAMESPACE, counter
+from pipeline.compact import MB, PROG, CompactArgs, plan
+from pipeline.transforms.common import METRICS_NAMESPACE
+from pipeline.transforms.write import COMPACTION_COUNTERS, RewritePartitions, fold_element
 
 log = logging.getLogger(__name__)
-COUNTERS = ("partitions_compacted", "files_before", "files_after", "rows_read", "rows_written",
-            "duplicates_removed", "unreadable_files")
-
-
-class _CompactPartitionFn(beam.DoFn):
-    def __init__(self, output: str, target_bytes: int):
-        self._output = output
-        self._target = target_bytes
-
-    def setup(self) -> None:
-        self._counters = {name: counter(name) for name in COUNTERS}
-
-    def process(self, partition_plan: PartitionPlan) -> Iterator[str]:
-        r = compact_partition(self._output, partition_plan, new_run_id(), self._target)  # one id per attempt
-        print(f"{PROG}: {progress_line(r)}", file=sys.stderr, flush=True)  # worker logs on Dataflow
-        for name, value in (("partitions_compacted", 1 if r.rows_written else 0),
-                            ("files_before", r.files_before), ("files_after", r.files_after),
-                            ("rows_read", r.rows_read), ("rows_written", r.rows_written),
-                            ("duplicates_removed", r.duplicates), ("unreadable_files", len(r.unreadable))):
-            self._counters[name].inc(value)
-        yield progress_line(r)
+COUNTERS = COMPACTION_COUNTERS
 
 
 class CompactPartitions(beam.PTransform):
-    """Partition plans -> each partition compacted; output: one progress line per partition."""
+    """Partition plans -> each partition compacted by ``RewritePartitions``; output: the paths written."""
 
     def __init__(self, output: str, target_bytes: int):
         super().__init__()
@@ -61,8 +42,8 @@ class CompactPartitions(beam.PTransform):
     def expand(self, plans: beam.PCollection) -> beam.PCollection:
         return (
             plans
-            | "SpreadPartitions" >> beam.Reshuffle()
-            | "CompactPartition" >> beam.ParDo(_CompactPartitionFn(self.output, self.target_bytes))
+            | "FoldPartition" >> beam.Map(fold_element)
+            | "RewritePartitions" >> RewritePartitions(self.output, target_file_bytes=self.target_bytes)
         )
 
 

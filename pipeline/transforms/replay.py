@@ -129,7 +129,7 @@ class _DecodeToPartitionsFn(beam.DoFn):
 
 class DecodeToPartitions(beam.PTransform):
     """Bounded ``Delivery`` (stamped on arrival, global window) ->
-    ``((partition, start, end), Arrow IPC)`` for ``WriteBatchedPartitions``.
+    ``((partition, start, end), Arrow IPC)`` for ``RewritePartitions``.
 
     Outputs: ``batches`` (main) and ``dead_letter`` (the records VerifyAndDecode and
     NormalizeEvents would emit, stamped with the delivery's arrival). ``processes`` > 1:

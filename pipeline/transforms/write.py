@@ -10,10 +10,11 @@ retried bundle overwrites its own earlier attempt while a second job writing the
 window (another replay, a restarted stream) adds files beside the first job's instead of
 replacing them. A write error raises: the runner retries the bundle.
 
-Streaming: ``WritePartitionedParquet`` (rows -> files per partition and window). Batch:
-``WriteBatchedPartitions`` takes per-partition Arrow batches (``DecodeToPartitions``, or
-``_BatchPerPartitionFn`` inside ``WriteDedupedPartitions`` for a PCollection of rows), merges
-and deduplicates each partition and writes it (``pipeline.workers.write_partition``).
+Streaming: ``WritePartitionedParquet`` (rows -> files per partition and window). Batch and
+compaction: ``RewritePartitions`` takes per-partition Arrow batches (``DecodeToPartitions``,
+or ``_BatchPerPartitionFn`` inside ``WriteDedupedPartitions`` for a PCollection of rows)
+and/or compaction plans (files to fold), merges and deduplicates each partition and writes
+it (``pipeline.workers.write_partition``, ``pipeline.compact.compact_partition``).
 
 The window's bounds travel in the grouping key, so the writers name files from the key.
 In batch that lets the grouping run in the global window (``_GroupPerWindow``): the
@@ -23,6 +24,7 @@ general trigger machinery for every element, for the same single on-time pane pe
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +37,7 @@ from apache_beam.transforms import window
 
 from pipeline.arrow import (
     MAX_ROWS_PER_FILE,
+    ipc_to_table,
     rows_to_keyed_table,
     rows_to_parquet_bytes,
     shard,
@@ -43,6 +46,8 @@ from pipeline.arrow import (
     table_to_ipc,
     window_start,
 )
+from pipeline.compact import MB, PROG, compact_partition, progress_line
+from pipeline.core.compaction import DEFAULT_TARGET_FILE_MB, PartitionPlan
 from pipeline.core.partition import partition_path
 from pipeline.core.rows import COLUMN_INDEX
 from pipeline.deadletter import encode_records
@@ -233,26 +238,44 @@ class _BatchPerPartitionFn(beam.DoFn):
             yield from emit_partitions([table], self._window_micros, self._dropped)
 
 
-class _WriteDedupedFn(beam.DoFn):
-    """Merge each partition's batches, then encode and write it (``pipeline.workers.write_partition``:
-    copies that came in different bundles are dropped there). Several partitions are in
+FOLD_WINDOW = (0, 0)  # a fold (compaction) has no arrival window: its key is (partition, 0, 0)
+COMPACTION_COUNTERS = ("partitions_compacted", "files_before", "files_after", "rows_read", "rows_written",
+                       "duplicates_removed", "unreadable_files")
+
+
+def fold_element(plan: PartitionPlan) -> tuple[WindowKey, PartitionPlan]:
+    """A compaction plan as an input of ``RewritePartitions``: fold this partition's files."""
+    return (plan.partition, *FOLD_WINDOW), plan
+
+
+class _RewritePartitionFn(beam.DoFn):
+    """One partition's inputs -> its rows, deduplicated, written; see ``RewritePartitions``.
+
+    New rows only (a replay): merged (copies that came in different bundles are dropped
+    there) and written by ``pipeline.workers.write_partition``. Several partitions are in
     flight at once: in threads for gs:// (each object write takes tens of ms), in the shared
     pool of processes on a local runner writing to a local disk once a bundle holds more than
     POOL_AFTER_PARTITIONS partitions (the encode is the cost there, and threads fought over
-    the interpreter), else in one thread per core."""
+    the interpreter), else in one thread per core.
+
+    With files to fold (a compaction plan): ``pipeline.compact.compact_partition`` reads them,
+    dedupes them together with any new rows, writes the result and then deletes exactly the
+    files it read, here, one partition at a time."""
 
     def __init__(self, output: str, max_rows_per_file: int, run_id: str, processes: int = 1,
-                 threads: int | None = None):
+                 threads: int | None = None, target_file_bytes: int = DEFAULT_TARGET_FILE_MB * MB):
         self._output = output
         self._max_rows = max_rows_per_file
         self._run_id = run_id
         self._processes = processes if "://" not in output else 1
         self._threads = threads or write_threads(output)
+        self._target_bytes = target_file_bytes
 
     def setup(self) -> None:
         self._rows_written = counter("rows_written")
         self._files_written = counter("files_written")
         self._dropped = counter("duplicates_dropped")
+        self._folds = {name: counter(name) for name in COMPACTION_COUNTERS if name != "rows_written"}
         self._latency = Metrics.distribution(METRICS_NAMESPACE, LATENCY_METRIC)
         self._threads_pool = ThreadPoolExecutor(max_workers=self._threads)
 
@@ -282,13 +305,40 @@ class _WriteDedupedFn(beam.DoFn):
         task, self._task = self._task, []
         self._pending.append(self._executor.submit(write_partitions, self._output, self._run_id, self._max_rows, task))
 
-    def process(self, keyed: tuple[WindowKey, Iterable[bytes]]) -> Iterator[Any]:
-        (partition, start, end), encoded = keyed
+    def _fold(self, partition: str, plans: list[PartitionPlan], batches: list[bytes]) -> Iterator[Any]:
+        files = tuple(sorted({f for plan in plans for f in plan.files}, key=lambda f: f.relative))
+        plan = PartitionPlan(partition, plans[0].event_date, files, all(p.compact for p in plans))
+        # A run id of its own for every attempt: a retried bundle must never overwrite an
+        # earlier attempt's complete files, which may already have deleted some old files
+        # (the retry then reads fewer rows). An earlier attempt's files left beside the
+        # retry's are duplicates, never a gap; the next compaction folds them.
+        r = compact_partition(self._output, plan, new_run_id(), self._target_bytes,
+                              new_rows=[ipc_to_table(data) for data in batches])
+        print(f"{PROG}: {progress_line(r)}", file=sys.stderr, flush=True)  # worker logs on Dataflow
+        for name, value in (("partitions_compacted", 1 if r.rows_written else 0),
+                            ("files_before", r.files_before), ("files_after", r.files_after),
+                            ("rows_read", r.rows_read), ("duplicates_removed", r.duplicates),
+                            ("unreadable_files", len(r.unreadable))):
+            self._folds[name].inc(value)
+        self._rows_written.inc(r.rows_written)
+        self._files_written.inc(len(r.written))
+        for path in r.written:
+            yield in_global_window(path)
+
+    def process(self, keyed: tuple[WindowKey, Iterable[bytes | PartitionPlan]]) -> Iterator[Any]:
+        (partition, start, end), inputs = keyed
+        batches: list[bytes] = []
+        plans: list[PartitionPlan] = []
+        for value in inputs:
+            (plans if isinstance(value, PartitionPlan) else batches).append(value)
+        if plans:
+            yield from self._fold(partition, plans, batches)
+            return
         self._seen += 1
         if self._seen == POOL_AFTER_PARTITIONS + 1 and self._processes > 1:
             self._executor, self._in_flight = shared_pool(self._processes), 2 * self._processes
             self._task_size = POOL_TASK_PARTITIONS
-        self._task.append((partition, start, end, list(encoded)))
+        self._task.append((partition, start, end, batches))
         if len(self._task) >= self._task_size:
             self._submit()
             yield from self._collect(keep=self._in_flight)
@@ -299,31 +349,43 @@ class _WriteDedupedFn(beam.DoFn):
         yield from self._collect(keep=0)
 
 
-class WriteBatchedPartitions(beam.PTransform):
-    """``((partition, start, end), Arrow IPC of deduplicated rows)`` (``_BatchPerPartitionFn``,
-    ``pipeline.transforms.replay.DecodeToPartitions``) -> Parquet files
-    ``{output}/event_date=D/event_name=N/part-<start>-<end>-p0-s<shard>-<run>.parquet``.
+class RewritePartitions(beam.PTransform):
+    """"Group by partition, drop repeated dedupe keys, write": the one transform of the batch
+    replay and of compaction.
 
-    One shuffle groups each partition's batches; copies that came in different batches are
-    dropped by the same rule (``pipeline.arrow.merge_deduped`` = ``dedupe_table``, which
-    compaction uses: the first-received copy kept) and counted (``duplicates_dropped``).
+    Input: ``((partition, start, end), value)`` where a value is either Arrow IPC of new,
+    deduplicated rows (``DecodeToPartitions``, ``_BatchPerPartitionFn``; (start, end) is their
+    arrival window) or a compaction plan (``fold_element``: the partition's files to fold).
+    One GroupByKey brings each partition's inputs together; its rows are deduplicated by one
+    rule (``pipeline.arrow.dedupe_table``: the first-received copy kept), the copies dropped
+    are counted, and the rows are written:
+
+    * new rows only (a replay): ``{output}/event_date=D/event_name=N/part-<start>-<end>-p0-s<shard>-<run>.parquet``,
+      at most ``max_rows_per_file`` rows a file, the run id fixed when the graph is built
+      (a retried bundle overwrites its own files; another run adds files beside them);
+    * with files to fold (compaction): ``compact-<run>-s<shard>.parquet`` of about
+      ``target_file_bytes``, sorted by event_time; the files read are deleted after every new
+      file exists (``pipeline.compact.compact_partition``), with a new run id per attempt.
+
     Output: the paths written.
     """
 
     def __init__(self, output: str, max_rows_per_file: int = MAX_ROWS_PER_FILE, run_id: str | None = None,
-                 processes: int = 1):
+                 processes: int = 1, target_file_bytes: int = DEFAULT_TARGET_FILE_MB * MB):
         super().__init__()
         self.output = output
         self.max_rows_per_file = max_rows_per_file
         self.run_id = run_id or new_run_id()  # fixed here, when the graph is built
         self.processes = processes
+        self.target_file_bytes = target_file_bytes
 
-    def expand(self, batches: beam.PCollection) -> beam.PCollection:
+    def expand(self, inputs: beam.PCollection) -> beam.PCollection:
         return (
-            batches
+            inputs
             | "GroupByPartition" >> beam.GroupByKey()
-            | "DedupeAndWrite" >> beam.ParDo(
-                _WriteDedupedFn(self.output, self.max_rows_per_file, self.run_id, self.processes))
+            | "DedupeAndWrite" >> beam.ParDo(_RewritePartitionFn(
+                self.output, self.max_rows_per_file, self.run_id, self.processes,
+                target_file_bytes=self.target_file_bytes))
         )
 
 
@@ -338,7 +400,7 @@ class WriteDedupedPartitions(beam.PTransform):
     arrival time), so this one shuffle replaces a dedupe shuffle per event plus a write
     shuffle per row. Streaming keeps ``DedupeEvents`` (state across windows) and
     ``WritePartitionedParquet``. The batch pipeline runs the batching step fused into
-    ``DecodeToPartitions`` and then ``WriteBatchedPartitions``. Output: the paths written.
+    ``DecodeToPartitions`` and then ``RewritePartitions``. Output: the paths written.
     """
 
     def __init__(self, output: str, window_seconds: int, max_rows_per_file: int = MAX_ROWS_PER_FILE,
@@ -347,7 +409,7 @@ class WriteDedupedPartitions(beam.PTransform):
         if not isinstance(window_seconds, int) or window_seconds <= 0:
             raise ValueError(f"window_seconds must be a positive int, got {window_seconds!r}")
         self.window_seconds = window_seconds
-        self.write = WriteBatchedPartitions(output, max_rows_per_file, run_id)
+        self.write = RewritePartitions(output, max_rows_per_file, run_id)
 
     def expand(self, rows: beam.PCollection) -> beam.PCollection:
         if not rows.is_bounded:

@@ -1,4 +1,4 @@
-"""The batch replay's fused step (DecodeToPartitions) and its writer (WriteBatchedPartitions),
+"""The batch replay's fused step (DecodeToPartitions) and its writer (RewritePartitions),
 in this process and in the shared pool of worker processes: the same rows, dead letters and
 counters either way, on signed corpus deliveries with byte-identical and re-signed copies,
 garbage and an envelope with one bad item. Plus the pool's failure modes: keys that cannot
@@ -34,7 +34,7 @@ from pipeline.transforms.common import DEAD_LETTER
 from pipeline.transforms.read import ReadDeliveryFiles
 from pipeline.transforms.replay import BATCHES, DecodeToPartitions
 from pipeline.transforms.window import WindowByArrival
-from pipeline.transforms.write import WriteBatchedPartitions, WriteDeadLetters
+from pipeline.transforms.write import RewritePartitions, WriteDeadLetters
 from pipeline.workers import BrokenProcessPool, close_shared_pool, ingest_chunk_in_worker, shared_pool
 from tests.pipeline.helpers import corpus_payloads, dead_letters, expected_keys, sign, temp_files
 
@@ -71,7 +71,7 @@ def _replay(source: Path, out: Path, jwks: Path, processes: int, run_id: str = "
     decoded = deliveries | DecodeToPartitions(
         VerifierSettings(sources=(str(jwks),), verify_exp=False), allow_unsigned=True, window_seconds=300,
         processes=processes, pool_after=5, chunk=7)
-    _ = decoded[BATCHES] | WriteBatchedPartitions(str(out / "events"), run_id=run_id, processes=processes)
+    _ = decoded[BATCHES] | RewritePartitions(str(out / "events"), run_id=run_id, processes=processes)
     _ = (decoded[DEAD_LETTER] | WindowByArrival(300)
          | WriteDeadLetters(str(out / "dead"), run_id=run_id))
     result = p.run()
