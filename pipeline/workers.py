@@ -223,6 +223,11 @@ def _stop(executor: ProcessPoolExecutor, grace: float) -> None:
         manager.join(grace + 5)
 
 
+def pool_is_running() -> bool:
+    """Whether the shared pool has been started (and not closed) in this process."""
+    return _pool is not None
+
+
 def close_shared_pool(grace: float = STOP_GRACE_SECONDS) -> None:
     """Stop the shared pool, if one was started: never hangs (see ``_stop``)."""
     global _pool
@@ -239,5 +244,5 @@ threading._register_atexit(close_shared_pool)  # type: ignore[attr-defined]
 
 
 __all__ = ["BrokenProcessPool", "ChunkOutcome", "FileWritten", "PartitionWritten", "close_shared_pool",
-           "ingest_chunk", "ingest_chunk_in_worker", "shared_pool", "write_atomically", "write_partition",
+           "ingest_chunk", "ingest_chunk_in_worker", "pool_is_running", "shared_pool", "write_atomically", "write_partition",
            "write_partitions"]

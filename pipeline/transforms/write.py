@@ -53,7 +53,7 @@ from pipeline.core.rows import COLUMN_INDEX
 from pipeline.deadletter import encode_records
 from pipeline.filenames import new_run_id, part_file_name, window_date
 from pipeline.transforms.common import METRICS_NAMESPACE, counter, in_global_window
-from pipeline.workers import shared_pool, write_atomically, write_partitions
+from pipeline.workers import pool_is_running, shared_pool, write_atomically, write_partitions
 from schemas.events import Row
 
 FLUSH_ROWS = 50_000  # rows buffered in one bundle before they are handed on to the shuffle
@@ -335,7 +335,10 @@ class _RewritePartitionFn(beam.DoFn):
             yield from self._fold(partition, plans, batches)
             return
         self._seen += 1
-        if self._seen == POOL_AFTER_PARTITIONS + 1 and self._processes > 1:
+        if self._processes > 1 and self._executor is self._threads_pool and (
+                self._seen > POOL_AFTER_PARTITIONS or (self._seen == 1 and pool_is_running())):
+            # The pool, once the bundle is big enough to pay for starting it, or at once when
+            # it is running already (the replay's decode step started it).
             self._executor, self._in_flight = shared_pool(self._processes), 2 * self._processes
             self._task_size = POOL_TASK_PARTITIONS
         self._task.append((partition, start, end, batches))

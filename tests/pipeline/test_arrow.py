@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.arrow import LARGE_FILE_ROWS, UNSTATISTICAL_COLUMNS, rows_to_parquet_bytes, shard, sorted_rows
+from pipeline.arrow import LARGE_FILE_ROWS, SMALL_FILE_STATISTICS, UNSTATISTICAL_COLUMNS, rows_to_parquet_bytes, shard, sorted_rows
 from pipeline.core.decode import decode_delivery
 from pipeline.core.errors import EventError
 from pipeline.core.identity import dedupe_key
@@ -80,7 +80,8 @@ def test_corpus_rows_round_trip_through_parquet() -> None:
                for i in range(metadata.num_columns)}
     assert {c.compression for c in columns.values()} == {"SNAPPY"}  # a small file
     assert columns["event_time"].statistics.min == min(r["event_time"] for r in rows)
-    assert all(not columns[name].is_stats_set for name in UNSTATISTICAL_COLUMNS)
+    assert columns["received_at"].statistics.max == max(r["received_at"] for r in rows)
+    assert {name for name, c in columns.items() if c.is_stats_set} == set(SMALL_FILE_STATISTICS)
     assert pq.read_table(io.BytesIO(rows_to_parquet_bytes([]))).num_rows == 0
 
 
@@ -91,6 +92,9 @@ def test_large_files_are_zstd_with_dictionaries() -> None:
     column = metadata.row_group(0).column(FILE_SCHEMA.names.index("event_id"))
     assert (metadata.num_rows, column.compression) == (LARGE_FILE_ROWS, "ZSTD")
     assert "RLE_DICTIONARY" in column.encodings
+    stats = {metadata.row_group(0).column(i).path_in_schema for i in range(metadata.num_columns)
+             if metadata.row_group(0).column(i).is_stats_set}
+    assert stats == set(FILE_SCHEMA.names) - UNSTATISTICAL_COLUMNS  # large files: every column but free text
     small = pq.ParquetFile(io.BytesIO(rows_to_parquet_bytes(many[:-1]))).metadata.row_group(0).column(0)
     assert small.compression == "SNAPPY" and "RLE_DICTIONARY" not in small.encodings
 
