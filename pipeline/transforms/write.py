@@ -255,8 +255,9 @@ class _RewritePartitionFn(beam.DoFn):
     there) and written by ``pipeline.workers.write_partition``. Several partitions are in
     flight at once: in threads for gs:// (each object write takes tens of ms), in the shared
     pool of processes on a local runner writing to a local disk once a bundle holds more than
-    POOL_AFTER_PARTITIONS partitions (the encode is the cost there, and threads fought over
-    the interpreter), else in one thread per core.
+    POOL_AFTER_PARTITIONS partitions, or from the first one when the pool is running already
+    (the encode is the cost there, and threads fought over the interpreter), else in one
+    thread per core.
 
     With files to fold (a compaction plan): ``pipeline.compact.compact_partition`` reads them,
     dedupes them together with any new rows, writes the result and then deletes exactly the
@@ -353,7 +354,7 @@ class _RewritePartitionFn(beam.DoFn):
 
 
 class RewritePartitions(beam.PTransform):
-    """"Group by partition, drop repeated dedupe keys, write": the one transform of the batch
+    """Group by partition, drop repeated dedupe keys, write: the one transform of the batch
     replay and of compaction.
 
     Input: ``((partition, start, end), value)`` where a value is either Arrow IPC of new,

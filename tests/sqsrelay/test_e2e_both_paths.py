@@ -45,11 +45,15 @@ def test_the_same_events_over_https_and_sqs_are_one_row_each(
     relay = start_relay(queue, topic, "--idle_exit_seconds=2")
     assert relay.wait(timeout=60) == 0, relay.output()
 
-    got = pull_until(pubsub_emulator, subscription, lambda bodies: sum(bodies.values()) >= 50)
-    assert got == Counter(over_https + over_sqs)
+    expected = set(over_https + over_sqs)
+    got = pull_until(pubsub_emulator, subscription, lambda bodies: set(bodies) >= expected)
+    # Every body arrived. Pub/Sub (and a publish retried after a lost answer) is at-least-once,
+    # so a body may come twice under load (a full test run once saw one); the run below reads
+    # each distinct body once, and its dedupe makes each event's HTTPS and SQS copies one row.
+    assert set(got) == expected
     deliveries = tmp_path / "topic.jsonl"
     deliveries.write_bytes(b"\n".join(sorted(got)) + b"\n")
     out, dead = tmp_path / "out", tmp_path / "dead"
     assert run([f"--input_files={deliveries}", f"--output={out}", f"--dead_letter_output={dead}",
                 f"--jwks_url={jwks}", "--runner=DirectRunner"]) == 0
-    assert Counter(output_keys(out)) == Counter(keys)  # 50 deliveries, 25 events, 25 rows
+    assert Counter(output_keys(out)) == Counter(keys)  # 50 (or more) deliveries, 25 events, 25 rows
