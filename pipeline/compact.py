@@ -237,17 +237,27 @@ def progress_line(r: PartitionResult) -> str:
     return line
 
 
+# What a compaction counts per partition: the run's summary and the Beam job's counters.
+COUNTERS = ("partitions_compacted", "files_before", "files_after", "rows_read", "rows_written",
+            "duplicates_removed", "unreadable_files")
+
+
+def counts(r: PartitionResult) -> dict[str, int]:
+    """One partition's share of ``COUNTERS``."""
+    return {"partitions_compacted": 1 if not r.untouched and r.rows_written else 0,
+            "files_before": r.files_before, "files_after": r.files_after, "rows_read": r.rows_read,
+            "rows_written": r.rows_written, "duplicates_removed": r.duplicates,
+            "unreadable_files": len(r.unreadable)}
+
+
 def summarize(results: Sequence[PartitionResult], seconds: float) -> dict[str, float]:
+    each = [counts(r) for r in results]
+    totals = {name: sum(c[name] for c in each) for name in COUNTERS}
     return {
         "partitions": len(results),
-        "partitions_compacted": sum(1 for r in results if not r.untouched and r.rows_written),
+        "partitions_compacted": totals["partitions_compacted"],
         "partitions_untouched": sum(1 for r in results if r.untouched),
-        "files_before": sum(r.files_before for r in results),
-        "files_after": sum(r.files_after for r in results),
-        "rows_read": sum(r.rows_read for r in results),
-        "rows_written": sum(r.rows_written for r in results),
-        "duplicates_removed": sum(r.duplicates for r in results),
-        "unreadable_files": sum(len(r.unreadable) for r in results),
+        **{name: totals[name] for name in COUNTERS[1:]},
         "seconds": round(seconds, 1),
     }
 

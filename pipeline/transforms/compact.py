@@ -23,12 +23,11 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineState
 
-from pipeline.compact import MB, PROG, CompactArgs, plan
+from pipeline.compact import COUNTERS, MB, PROG, CompactArgs, plan
 from pipeline.transforms.common import METRICS_NAMESPACE
-from pipeline.transforms.write import COMPACTION_COUNTERS, RewritePartitions, fold_element
+from pipeline.transforms.write import RewritePartitions, fold_element
 
 log = logging.getLogger(__name__)
-COUNTERS = COMPACTION_COUNTERS
 
 
 class CompactPartitions(beam.PTransform):

@@ -46,7 +46,8 @@ from pipeline.arrow import (
     table_to_ipc,
     window_start,
 )
-from pipeline.compact import MB, PROG, compact_partition, progress_line
+from pipeline.compact import COUNTERS as COMPACTION_COUNTERS
+from pipeline.compact import MB, PROG, compact_partition, counts, progress_line
 from pipeline.core.compaction import DEFAULT_TARGET_FILE_MB, PartitionPlan
 from pipeline.core.partition import partition_path
 from pipeline.core.rows import COLUMN_INDEX
@@ -239,8 +240,6 @@ class _BatchPerPartitionFn(beam.DoFn):
 
 
 FOLD_WINDOW = (0, 0)  # a fold (compaction) has no arrival window: its key is (partition, 0, 0)
-COMPACTION_COUNTERS = ("partitions_compacted", "files_before", "files_after", "rows_read", "rows_written",
-                       "duplicates_removed", "unreadable_files")
 
 
 def fold_element(plan: PartitionPlan) -> tuple[WindowKey, PartitionPlan]:
@@ -316,12 +315,8 @@ class _RewritePartitionFn(beam.DoFn):
         r = compact_partition(self._output, plan, new_run_id(), self._target_bytes,
                               new_rows=[ipc_to_table(data) for data in batches])
         print(f"{PROG}: {progress_line(r)}", file=sys.stderr, flush=True)  # worker logs on Dataflow
-        for name, value in (("partitions_compacted", 1 if r.rows_written else 0),
-                            ("files_before", r.files_before), ("files_after", r.files_after),
-                            ("rows_read", r.rows_read), ("duplicates_removed", r.duplicates),
-                            ("unreadable_files", len(r.unreadable))):
-            self._folds[name].inc(value)
-        self._rows_written.inc(r.rows_written)
+        for name, value in counts(r).items():
+            (self._rows_written if name == "rows_written" else self._folds[name]).inc(value)
         self._files_written.inc(len(r.written))
         for path in r.written:
             yield in_global_window(path)

@@ -23,6 +23,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 import pipeline.transforms.write as write_module
 import pipeline.workers as workers_module
+from devkit.emulators import wait_until
 from devkit.signing import DemoSigner
 from pipeline.contract import VerifierSettings
 from pipeline.core.errors import EventError
@@ -125,9 +126,8 @@ def test_a_worker_killed_mid_replay_fails_the_run_and_a_rerun_loses_nothing(
     killed: list[int] = []
 
     def kill_a_worker_at_random() -> None:
-        deadline = time.monotonic() + 60
-        while workers_module._pool is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # the pool does not exist until the replay passes pool_after
+        # The pool does not exist until the replay passes pool_after.
+        wait_until(workers_module.pool_is_running, timeout=60, what="the replay's pool", interval=0.01)
         time.sleep(rng.uniform(0, 1.5))  # the random moment
         pool = workers_module._pool
         victims = [w.pid for w in (pool[1]._processes or {}).values()] if pool else []
@@ -190,8 +190,7 @@ def test_closing_the_pool_never_hangs_on_a_stuck_worker() -> None:
     pool = shared_pool(2)
     stuck = pool.submit(time.sleep, 600)
     workers = list(pool._processes.values())
-    while not stuck.running():
-        time.sleep(0.01)  # the task has reached a worker
+    wait_until(stuck.running, timeout=60, what="the stuck task handed to a worker", interval=0.01)
     started = time.monotonic()
     close_shared_pool(grace=1.0)
     assert time.monotonic() - started < 30
